@@ -1,0 +1,49 @@
+"""Audio-visual classifier: two encoders, a fusion module and (optionally) the MMCosine head."""
+from typing import NamedTuple, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .encoders import AudioEncoder, VisualEncoder
+from .fusion import FUSIONS
+from .mmcosine import cosine_logits
+
+
+class AVOutput(NamedTuple):
+    feat_a: torch.Tensor
+    feat_v: torch.Tensor
+    logits_a: torch.Tensor
+    logits_v: torch.Tensor
+    logits: torch.Tensor
+
+
+class AVClassifier(nn.Module):
+    def __init__(self, n_classes: int, fusion: str = "concat", mmcosine: bool = False,
+                 scaling: float = 10.0, audio_encoder: Optional[nn.Module] = None,
+                 visual_encoder: Optional[nn.Module] = None):
+        super().__init__()
+        if fusion not in FUSIONS:
+            raise ValueError(f"unknown fusion {fusion!r}; choose one of {sorted(FUSIONS)}")
+        self.n_classes = n_classes
+        self.fusion_name = fusion
+        self.mmcosine = bool(mmcosine)
+        self.scaling = float(scaling)
+        self.audio_encoder = audio_encoder if audio_encoder is not None else AudioEncoder()
+        self.visual_encoder = visual_encoder if visual_encoder is not None else VisualEncoder()
+        # MMCosine has no bias; leaving it out also keeps every parameter in the loss (DDP-friendly).
+        self.fusion = FUSIONS[fusion](n_classes, bias=not self.mmcosine)
+
+    def classifier_weights(self):
+        """(W_a, W_v), each (n_classes, d): the rows that score each modality's features."""
+        return self.fusion.classifier_weights()
+
+    def forward(self, audio: torch.Tensor, visual: torch.Tensor) -> AVOutput:
+        feat_a, feat_v, fused = self.fusion(self.audio_encoder(audio), self.visual_encoder(visual))
+        w_a, w_v = self.fusion.classifier_weights()
+        if self.mmcosine:
+            logits_a = cosine_logits(feat_a, w_a, self.scaling)
+            logits_v = cosine_logits(feat_v, w_v, self.scaling)
+            return AVOutput(feat_a, feat_v, logits_a, logits_v, logits_a + logits_v)
+        b_a, b_v = self.fusion.classifier_biases()
+        return AVOutput(feat_a, feat_v, F.linear(feat_a, w_a, b_a), F.linear(feat_v, w_v, b_v), fused)

@@ -1,0 +1,45 @@
+"""ResNet18 encoders for spectrograms (1 channel) and video frames (3 channels).
+
+torchvision's ResNet18 is the backbone; only the stem's input channels and the
+pooling differ between modalities. Both return one 512-d vector per sample.
+"""
+import torch
+from torch import nn
+from torchvision.models import resnet18
+
+FEATURE_DIM = 512
+
+
+def _resnet18_trunk(in_channels: int) -> nn.Sequential:
+    """ResNet18 without its global pool and fc, so each modality pools its own way."""
+    net = resnet18(weights=None)
+    if in_channels != 3:
+        net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
+    return nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool,
+                         net.layer1, net.layer2, net.layer3, net.layer4)
+
+
+class AudioEncoder(nn.Module):
+    """(B, 1, F, T) log-spectrogram -> (B, 512)."""
+
+    def __init__(self):
+        super().__init__()
+        self.trunk = _resnet18_trunk(in_channels=1)
+
+    def forward(self, spec: torch.Tensor) -> torch.Tensor:
+        return self.trunk(spec).mean(dim=(2, 3))
+
+
+class VisualEncoder(nn.Module):
+    """(B, 3, T, H, W) frames -> (B, 512): T folded into the batch, then pooled over T, H', W'."""
+
+    def __init__(self):
+        super().__init__()
+        self.trunk = _resnet18_trunk(in_channels=3)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        b, c, t, h, w = frames.shape
+        folded = frames.transpose(1, 2).reshape(b * t, c, h, w)
+        maps = self.trunk(folded)  # (B*T, 512, h', w')
+        return maps.reshape(b, t, *maps.shape[1:]).mean(dim=(1, 3, 4))

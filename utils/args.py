@@ -1,0 +1,79 @@
+"""Argparse pieces every entry script shares. Dataset-specific flags live in the main_*.py files."""
+import argparse
+from typing import Sequence, Set
+
+from models import FUSIONS
+
+TRUE_WORDS = {"true", "t", "1", "yes", "y", "on"}
+FALSE_WORDS = {"false", "f", "0", "no", "n", "off"}
+
+
+def str2bool(text) -> bool:
+    """`--mmcosine False` must mean False (argparse's type=bool makes it True)."""
+    if isinstance(text, bool):
+        return text
+    word = str(text).strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise argparse.ArgumentTypeError(f"expected True/False/1/0/yes/no, got {text!r}")
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("model")
+    # None means: the seed's default for a new run, or the checkpoint's value when one is loaded.
+    g.add_argument("--fusion_method", choices=sorted(FUSIONS), default=None,
+                   help="how the two 512-d features are fused (default concat, or the checkpoint's)")
+    g.add_argument("--mmcosine", type=str2bool, default=None, metavar="BOOL",
+                   help="use the MMCosine head: per-modality scaled cosine logits (default False, or the checkpoint's)")
+    g.add_argument("--scaling", type=float, default=None,
+                   help="MMCosine scale s (paper default 10)")
+    g.add_argument("--audio_pretrain", default=None, help="audio encoder weights to start from (.pt)")
+    g.add_argument("--visual_pretrain", default=None, help="visual encoder weights to start from (.pt)")
+
+
+def add_training_args(parser: argparse.ArgumentParser, epochs: int = 100, batch_size: int = 32) -> None:
+    g = parser.add_argument_group("training")
+    g.add_argument("--train", action="store_true", help="train; without it, evaluate --ckpt_path once")
+    g.add_argument("--epochs", type=int, default=epochs)
+    g.add_argument("--batch_size", type=int, default=batch_size)
+    g.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
+    g.add_argument("--learning_rate", type=float, default=1e-3)
+    g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
+    g.add_argument("--weight_decay", type=float, default=1e-4)
+    g.add_argument("--lr_decay_step", type=int, default=70, help="StepLR period in epochs")
+    g.add_argument("--lr_decay_ratio", type=float, default=0.1, help="StepLR factor")
+    g.add_argument("--random_seed", type=int, default=0)
+    g.add_argument("--num_workers", type=int, default=0, help="DataLoader worker processes")
+
+
+def add_run_args(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("run directory, checkpoints and logging")
+    g.add_argument("--run_dir", default=None,
+                   help="where args.json, metrics.jsonl, last.pt, best.pt and events go (default runs/<dataset>/<name>)")
+    g.add_argument("--ckpt_path", default=None,
+                   help="without --train: the checkpoint to evaluate; with --train: same as --run_dir (as in the original)")
+    g.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue the run in RUN_DIR from its last.pt")
+    g.add_argument("--use_tensorboard", type=str2bool, default=True, metavar="BOOL")
+    g.add_argument("--tensorboard_path", default=None, help="event folder (default RUN_DIR/tensorboard)")
+    g.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda or cuda:N")
+    g.add_argument("--gpu_ids", default=None,
+                   help="with --device auto: the GPU to use, e.g. '0' (several GPUs: launch with torchrun)")
+    g.add_argument("--no_progress", action="store_true", help="no progress bars (logs only)")
+
+
+def explicit_flags(parser: argparse.ArgumentParser, argv: Sequence[str]) -> Set[str]:
+    """Names of the options the user actually typed (so resume/eval only override those)."""
+    shadow = argparse.ArgumentParser(add_help=False)
+    for action in parser._actions:  # argparse offers no public way to copy actions
+        if action.option_strings and not isinstance(action, argparse._HelpAction):
+            kwargs = {"dest": action.dest, "default": argparse.SUPPRESS}
+            if action.nargs == 0:
+                kwargs["action"] = "store_const"
+                kwargs["const"] = action.const
+            else:
+                kwargs["nargs"] = action.nargs
+            shadow.add_argument(*action.option_strings, **kwargs)
+    known, _ = shadow.parse_known_args(argv)
+    return set(vars(known))

@@ -1,0 +1,68 @@
+"""Full-state checkpoints written atomically, and the checks made before one is reused."""
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from dataset.errors import DataError
+
+
+def save_atomic(state: dict, path: Path) -> None:
+    """Write to a temp file in the same folder, then rename: a crash never leaves a half-written file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _read(path, what: str, hint: str) -> object:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{what} not found: {path}. {hint}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise DataError(f"cannot read {what} {path}: {str(err).splitlines()[0]}. The file is damaged or not a torch file") from None
+
+
+def load_checkpoint(path) -> dict:
+    state = _read(path, "checkpoint", "Give the path of a run's last.pt or best.pt")
+    if not isinstance(state, dict) or "model" not in state or "model_config" not in state:
+        raise DataError(f"{path} is not a checkpoint written by this project (no model / model_config)")
+    return state
+
+
+def check_compatible(config: dict, ckpt_config: dict, path) -> None:
+    """A checkpoint must match the model the flags ask for: same fusion, head and class count."""
+    for key, flag in (("fusion", "--fusion_method"), ("mmcosine", "--mmcosine"), ("n_classes", "the class list")):
+        if config[key] != ckpt_config[key]:
+            raise DataError(f"checkpoint {path} has {key}={ckpt_config[key]!r} but {flag} gives {config[key]!r}. "
+                            f"Drop the flag to use the checkpoint's value, or pick the matching checkpoint")
+
+
+def load_encoder_weights(encoder: torch.nn.Module, path, prefix: str) -> str:
+    """Load a pretrained encoder from a bare state dict or from one of our checkpoints
+    (keys under `prefix`, e.g. 'audio_encoder.'). Returns a one-line report of what did not match."""
+    state = _read(path, "pretrained weights", "Check --audio_pretrain / --visual_pretrain")
+    if isinstance(state, dict) and "model_config" in state:
+        state = state["model"]
+    elif isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise DataError(f"{path} holds no state dict. Give encoder weights or a checkpoint of this project")
+    if any(k.startswith(prefix) for k in state):
+        state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    result = encoder.load_state_dict(state, strict=False)
+    n_loaded = len(encoder.state_dict()) - len(result.missing_keys)
+    if n_loaded == 0:
+        raise DataError(f"{path}: no weight matches the {prefix.rstrip('.')} (first keys: {list(state)[:3]}). "
+                        "Give encoder weights or a checkpoint of this project")
+    return (f"loaded {n_loaded} tensors into {prefix.rstrip('.')} from {path}; "
+            f"missing {len(result.missing_keys)} {result.missing_keys[:5]}, "
+            f"unexpected {len(result.unexpected_keys)} {result.unexpected_keys[:5]}")

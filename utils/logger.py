@@ -1,0 +1,40 @@
+"""One logger per run: metrics.jsonl (one JSON object per epoch) and TensorBoard scalars."""
+import json
+from pathlib import Path
+from typing import Dict, Optional
+
+
+class RunLogger:
+    def __init__(self, run_dir: Path, use_tensorboard: bool = True, tensorboard_path: Optional[str] = None,
+                 resume_from_epoch: Optional[int] = None):
+        self.metrics_path = Path(run_dir) / "metrics.jsonl"
+        if resume_from_epoch is not None:
+            self._drop_epochs_from(resume_from_epoch)
+        self.writer = None
+        if use_tensorboard:
+            from torch.utils.tensorboard import SummaryWriter  # imported lazily: it is slow to import
+            self.writer = SummaryWriter(log_dir=str(tensorboard_path or Path(run_dir) / "tensorboard"),
+                                        purge_step=resume_from_epoch)
+
+    def _drop_epochs_from(self, epoch: int) -> None:
+        """On resume, forget lines of epochs the restored checkpoint did not include."""
+        if not self.metrics_path.is_file():
+            return
+        kept = [line for line in self.metrics_path.read_text().splitlines()
+                if line.strip() and json.loads(line)["epoch"] < epoch]
+        self.metrics_path.write_text("".join(line + "\n" for line in kept))
+
+    def log_epoch(self, epoch: int, record: Dict) -> None:
+        with open(self.metrics_path, "a") as fh:
+            fh.write(json.dumps({"epoch": epoch, **record}) + "\n")
+        if self.writer is not None:
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    split, _, name = key.partition("_")
+                    tag = f"{name}/{split}" if split in ("train", "test") else key
+                    self.writer.add_scalar(tag, value, epoch)
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()

@@ -139,7 +139,7 @@ def train(args, source: DataSource) -> dict:
 
     pin = device.type == "cuda"
     train_sampler = SeededSampler(data.train, args.random_seed, shuffle=True)
-    train_loader = make_loader(data.train, args.batch_size, train_sampler, args.num_workers, pin)
+    train_loader = make_loader(data.train, args.batch_size, train_sampler, args.num_workers, pin, train=True)
     test_loader = make_loader(data.test, args.batch_size, SeededSampler(data.test, 0, shuffle=False),
                               args.num_workers, pin)
     logger = RunLogger(run_dir, args.use_tensorboard, args.tensorboard_path,

@@ -25,6 +25,9 @@ class SeededSampler(Sampler):
         return len(self.order)
 
 
-def make_loader(dataset, batch_size: int, sampler, num_workers: int, pin_memory: bool) -> DataLoader:
+def make_loader(dataset, batch_size: int, sampler, num_workers: int, pin_memory: bool,
+                train: bool = False) -> DataLoader:
+    # BatchNorm cannot train on a batch of one; only then is the (shuffled) last sample left out.
+    drop_last = train and len(sampler) % batch_size == 1
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                      pin_memory=pin_memory, persistent_workers=num_workers > 0, drop_last=False)
+                      pin_memory=pin_memory, persistent_workers=num_workers > 0, drop_last=drop_last)

@@ -1,0 +1,130 @@
+"""Each bad input gives one clear line naming the file or flag, a non-zero exit, no traceback."""
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import main_CD
+from conftest import ROOT, TINY_FLAGS
+
+
+def run_cd(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main_CD.main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code != 0
+    assert "Traceback" not in err
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith(("error:", "usage:") if "usage" in err else "error:"), err
+    return err
+
+
+@pytest.fixture
+def tree(tmp_path, demo_root):
+    root = tmp_path / "CREMA-D"
+    shutil.copytree(demo_root, root)
+    return root
+
+
+def train_flags(root, tmp_path, *extra):
+    return ["--train", "--data_root", str(root), "--run_dir", str(tmp_path / "run"), "--epochs", "1",
+            *TINY_FLAGS, *extra]
+
+
+def first_train_clip(root):
+    return (root / "train.csv").read_text().splitlines()[0].split(",")[0]
+
+
+def test_missing_data_root(tmp_path, capsys):
+    err = run_cd(train_flags(tmp_path / "nowhere", tmp_path), capsys)
+    assert "nowhere" in err and "--data_root" in err
+
+
+def test_missing_wav_is_reported_with_count_and_names(tree, tmp_path, capsys):
+    clip = first_train_clip(tree)
+    (tree / "AudioWAV" / f"{clip}.wav").unlink()
+    err = run_cd(train_flags(tree, tmp_path), capsys)
+    assert "1 clip(s)" in err and clip in err and "--skip_missing" in err
+
+
+def test_skip_missing_skips_and_says_how_many(tree, tmp_path, capsys):
+    clip = first_train_clip(tree)
+    shutil.rmtree(tree / "Image-01-FPS" / clip)
+    main_CD.main(train_flags(tree, tmp_path, "--skip_missing", "yes"))
+    out = capsys.readouterr().out
+    assert "skipped 1 clip(s)" in out
+    assert "17 train" in out
+
+
+def test_corrupt_wav_names_the_file(tree, tmp_path, capsys):
+    clip = first_train_clip(tree)
+    (tree / "AudioWAV" / f"{clip}.wav").write_bytes(b"not a wav at all")
+    err = run_cd(train_flags(tree, tmp_path), capsys)
+    assert f"{clip}.wav" in err
+
+
+def test_corrupt_jpg_names_the_file(tree, tmp_path, capsys):
+    clip = first_train_clip(tree)
+    for jpg in (tree / "Image-01-FPS" / clip).iterdir():
+        jpg.write_bytes(b"\xff\xd8 truncated")
+    err = run_cd(train_flags(tree, tmp_path), capsys)
+    assert clip in err and "jpg" in err
+
+
+def test_corrupt_input_inside_a_worker_is_one_line_too(tree, tmp_path, capsys):
+    clip = first_train_clip(tree)
+    (tree / "AudioWAV" / f"{clip}.wav").write_bytes(b"garbage")
+    err = run_cd(train_flags(tree, tmp_path, "--num_workers", "1"), capsys)
+    assert f"{clip}.wav" in err
+
+
+def test_label_not_in_class_list(tree, tmp_path, capsys):
+    with open(tree / "train.csv", "a") as fh:
+        fh.write("1001_DFA_ANG_XX,CALM\n")
+    err = run_cd(train_flags(tree, tmp_path), capsys)
+    assert "CALM" in err and "train.csv" in err
+
+
+def test_empty_split(tree, tmp_path, capsys):
+    (tree / "test.csv").write_text("")
+    err = run_cd(train_flags(tree, tmp_path), capsys)
+    assert "test.csv" in err and "no clips" in err
+
+
+def test_unknown_fusion(tree, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main_CD.main(train_flags(tree, tmp_path, "--fusion_method", "attention"))
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'attention'" in capsys.readouterr().err
+
+
+def test_bad_boolean(tree, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main_CD.main(train_flags(tree, tmp_path, "--mmcosine", "maybe"))
+    assert "expected True/False" in capsys.readouterr().err
+
+
+def test_checkpoint_with_other_fusion_or_class_count(tree, tmp_path, capsys):
+    main_CD.main(train_flags(tree, tmp_path, "--fusion_method", "sum"))
+    ckpt = str(tmp_path / "run" / "best.pt")
+    err = run_cd(["--ckpt_path", ckpt, "--data_root", str(tree), "--fusion_method", "film", *TINY_FLAGS], capsys)
+    assert "fusion='sum'" in err and "--fusion_method" in err
+    (tree / "stat.csv").write_text("NEU\nHAP\nSAD\nFEA\nDIS\nANG\nCALM\n")
+    err = run_cd(["--ckpt_path", ckpt, "--data_root", str(tree), *TINY_FLAGS], capsys)
+    assert "n_classes=6" in err and "7" in err
+
+
+def test_missing_and_damaged_checkpoint(tree, tmp_path, capsys):
+    err = run_cd(["--ckpt_path", str(tmp_path / "none.pt"), "--data_root", str(tree)], capsys)
+    assert "none.pt" in err
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    err = run_cd(["--ckpt_path", str(tmp_path / "bad.pt"), "--data_root", str(tree)], capsys)
+    assert "bad.pt" in err
+
+
+def test_script_exit_code_and_single_line_from_the_shell(tmp_path):
+    proc = subprocess.run([sys.executable, "main_CD.py", "--train", "--data_root", str(tmp_path / "missing")],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("error: data root not found")

@@ -1,0 +1,38 @@
+"""Boolean flags mean what they say; typed flags override a resumed run's saved ones."""
+import argparse
+
+import pytest
+
+import main_CD
+from utils.args import explicit_flags, str2bool
+
+
+@pytest.mark.parametrize("word,value", [("True", True), ("true", True), ("1", True), ("yes", True),
+                                        ("False", False), ("false", False), ("0", False), ("no", False)])
+def test_str2bool(word, value):
+    assert str2bool(word) is value
+
+
+def test_mmcosine_false_parses_as_false():
+    parser = main_CD.build_parser()
+    assert parser.parse_args(["--mmcosine", "False"]).mmcosine is False
+    assert parser.parse_args(["--mmcosine", "True"]).mmcosine is True
+    assert parser.parse_args(["--use_tensorboard", "0"]).use_tensorboard is False
+    assert parser.parse_args([]).mmcosine is None  # filled later: default False, or the checkpoint's
+
+
+def test_bad_boolean_is_rejected():
+    with pytest.raises(argparse.ArgumentTypeError):
+        str2bool("perhaps")
+
+
+def test_seed_defaults():
+    args = main_CD.build_parser().parse_args([])
+    assert (args.optimizer, args.learning_rate, args.momentum, args.weight_decay) == ("sgd", 1e-3, 0.9, 1e-4)
+    assert (args.batch_size, args.lr_decay_step, args.lr_decay_ratio) == (32, 70, 0.1)
+
+
+def test_explicit_flags_sees_only_what_was_typed():
+    parser = main_CD.build_parser()
+    typed = explicit_flags(parser, ["--epochs", "5", "--train", "--mmcosine", "no", "--learning_rate=0.1"])
+    assert typed == {"epochs", "train", "mmcosine", "learning_rate"}

@@ -1,0 +1,76 @@
+"""main_CD.py end to end on tiny demo data: train, evaluate best.pt, resume."""
+import json
+
+import pytest
+import torch
+
+import main_CD
+from conftest import TINY_FLAGS
+
+
+def read_metrics(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def trained_run(demo_root, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("runs") / "concat-mm"
+    main_CD.main(["--train", "--data_root", str(demo_root), "--run_dir", str(run_dir), "--epochs", "2",
+                  "--fusion_method", "concat", "--mmcosine", "True", "--scaling", "10", *TINY_FLAGS])
+    return run_dir
+
+
+def test_run_directory_holds_everything(trained_run):
+    names = {p.name for p in trained_run.iterdir()}
+    assert {"args.json", "metrics.jsonl", "last.pt", "best.pt", "tensorboard"} <= names
+    assert any(p.name.startswith("events.out.tfevents") for p in (trained_run / "tensorboard").iterdir())
+    assert not [n for n in names if n.endswith(".tmp")]
+    args = json.loads((trained_run / "args.json").read_text())
+    assert args["mmcosine"] is True and args["fusion_method"] == "concat" and args["scaling"] == 10.0
+
+
+def test_metrics_have_every_per_epoch_quantity(trained_run):
+    rows = read_metrics(trained_run)
+    assert [r["epoch"] for r in rows] == [1, 2]
+    for split in ("train", "test"):
+        for key in ("loss", "loss_a", "loss_v", "acc", "acc_a", "acc_v", "gt_logit_a", "gt_logit_v"):
+            assert f"{split}_{key}" in rows[-1]
+    assert rows[-1]["test_count"] == 6 and rows[-1]["train_count"] == 18
+    # MMCosine bounds every uni-modal logit by the scale.
+    assert abs(rows[-1]["test_gt_logit_a"]) <= 10 and abs(rows[-1]["test_gt_logit_v"]) <= 10
+    assert rows[-1]["weight_norm_a"] > 0 and rows[-1]["weight_norm_v"] > 0
+
+
+def test_evaluating_best_reproduces_logged_accuracy(trained_run, demo_root, capsys):
+    rows = read_metrics(trained_run)
+    best = max(rows, key=lambda r: r["test_acc"])
+    stats = main_CD.main(["--ckpt_path", str(trained_run / "best.pt"), "--data_root", str(demo_root), *TINY_FLAGS])
+    assert stats["acc"] == pytest.approx(best["test_acc"])
+    assert stats["acc_a"] == pytest.approx(best["test_acc_a"])
+    assert stats["acc_v"] == pytest.approx(best["test_acc_v"])
+    assert stats["loss"] == pytest.approx(best["test_loss"], rel=1e-5)
+    assert "audio" in capsys.readouterr().out
+
+
+def test_resume_gives_the_same_final_metrics(demo_root, tmp_path):
+    flags = ["--train", "--data_root", str(demo_root), "--fusion_method", "gated", "--mmcosine", "False",
+             "--lr_decay_step", "2", *TINY_FLAGS]
+    main_CD.main([*flags, "--run_dir", str(tmp_path / "straight"), "--epochs", "3"])
+    main_CD.main([*flags, "--run_dir", str(tmp_path / "stopped"), "--epochs", "2"])
+    # Resume with only the run dir and the new epoch count: everything else comes from args.json.
+    main_CD.main(["--resume", str(tmp_path / "stopped"), "--epochs", "3", "--no_progress"])
+    straight, resumed = read_metrics(tmp_path / "straight"), read_metrics(tmp_path / "stopped")
+    assert [r["epoch"] for r in resumed] == [1, 2, 3]
+    for key in ("train_loss", "test_loss", "test_acc", "test_acc_a", "test_acc_v", "lr", "weight_norm_a"):
+        assert resumed[-1][key] == pytest.approx(straight[-1][key], rel=1e-5, abs=1e-6), key
+    a = torch.load(tmp_path / "straight" / "last.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "stopped" / "last.pt", weights_only=True)["model"]
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
+
+
+def test_a_new_run_never_overwrites_an_old_one(trained_run, demo_root, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main_CD.main(["--train", "--data_root", str(demo_root), "--run_dir", str(trained_run), "--epochs", "1",
+                      *TINY_FLAGS])
+    assert exit_info.value.code == 2
+    assert "--resume" in capsys.readouterr().err

@@ -9,7 +9,8 @@ How a clip of class k (0..5 = NEU HAP SAD FEA DIS ANG) is built, deterministical
   pairs {NEU,HAP} {SAD,FEA} {DIS,ANG} clearly but says nothing about which class of the
   pair: audio alone tops out near 50%.
 - visual (the weaker cue that completes it): a noisy grey frame with one low-contrast
-  coloured square at a random place; its colour is one of six, set by k. Harder to learn
+  coloured square (a fifth of the side, colour mixed 30/70 with grey) at a random place;
+  its colour is one of six, set by k. Harder to learn
   than the tone, but the only source of the within-pair distinction.
 So a model that leans on audio alone plateaus and the visual branch must learn for the
 fused accuracy to rise above ~50%: a known modality imbalance. Nothing here is tuned to
@@ -56,9 +57,9 @@ def synth_wave(label: int, rng: np.random.Generator) -> np.ndarray:
 
 def synth_frame(label: int, size: int, rng: np.random.Generator) -> np.ndarray:
     frame = rng.normal(128, 45, (size, size, 3))
-    side = size // 4
+    side = size // 5
     top, left = rng.integers(0, size - side, 2)
-    colour = 0.45 * CLASS_COLOURS[label] + 0.55 * 128  # low contrast against the noise
+    colour = 0.3 * CLASS_COLOURS[label] + 0.7 * 128  # low contrast against the noise
     frame[top:top + side, left:left + side] = colour + rng.normal(0, 30, (side, side, 3))
     return np.clip(frame, 0, 255).astype(np.uint8)
 

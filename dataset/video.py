@@ -1,0 +1,36 @@
+"""Video -> jpg frames at a chosen rate (OpenCV), written atomically per clip."""
+import shutil
+from pathlib import Path
+
+import cv2
+
+
+def extract_frames(video: Path, out_dir: Path, fps: float = 1.0, quality: int = 95) -> int:
+    """Write frames of `video` as out_dir/00001.jpg, ... (the first frame of each 1/fps-second slot).
+    The folder appears only when complete, so an interrupted run leaves nothing half-done."""
+    capture = cv2.VideoCapture(str(video))
+    if not capture.isOpened():
+        raise RuntimeError("cannot open the video")
+    native_fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
+    partial = out_dir.parent / f".{out_dir.name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    written, seen, last_slot = 0, 0, -1
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            slot = int(seen * fps / native_fps)
+            seen += 1
+            if slot > last_slot:
+                last_slot = slot
+                written += 1
+                cv2.imwrite(str(partial / f"{written:05d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if written == 0:
+            raise RuntimeError("no frame could be decoded")
+        partial.rename(out_dir)
+    finally:
+        capture.release()
+        shutil.rmtree(partial, ignore_errors=True)
+    return written

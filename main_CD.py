@@ -8,7 +8,7 @@ from pathlib import Path
 
 from dataset import CremadDataset, DataError, load_splits, resolve_class_list, resolve_frames_dir
 from dataset.splits import write_split
-from utils.args import add_model_args, add_run_args, add_training_args, str2bool
+from utils.args import add_model_args, add_run_args, add_speed_args, add_training_args, str2bool
 from utils.cli import run_main
 from utils.runner import DataSource, Datasets
 
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_args(parser)
     add_training_args(parser, epochs=100, batch_size=32)
     add_run_args(parser)
+    add_speed_args(parser)
     return parser
 
 

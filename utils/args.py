@@ -63,6 +63,15 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--no_progress", action="store_true", help="no progress bars (logs only)")
 
 
+def add_speed_args(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("speed (all off by default; CPU stays exact with them off)")
+    g.add_argument("--amp", choices=["off", "bf16", "fp16"], default="off",
+                   help="mixed precision autocast (fp16 adds a gradient scaler)")
+    g.add_argument("--channels_last", type=str2bool, default=False, metavar="BOOL",
+                   help="NHWC memory layout for the convolutions (faster with AMP on recent GPUs)")
+    g.add_argument("--compile", type=str2bool, default=False, metavar="BOOL", help="torch.compile the model")
+
+
 def explicit_flags(parser: argparse.ArgumentParser, argv: Sequence[str]) -> Set[str]:
     """Names of the options the user actually typed (so resume/eval only override those)."""
     shadow = argparse.ArgumentParser(add_help=False)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from dataset.errors import DataError, first_line_of
 
+from . import distributed
 from .args import explicit_flags
 from .runner import evaluate_checkpoint, train
 
@@ -31,15 +32,22 @@ def run_main(parser, source, argv=None):
     """Parse, then train or evaluate. Returns the result dict; exits 2 on bad input, 3 on a diverged run."""
     try:
         args = parse(parser, argv)
-        return train(args, source) if args.train else evaluate_checkpoint(args, source)
+        dist_device = distributed.init_from_env(args.device)
+        run = train if args.train else evaluate_checkpoint
+        return run(args, source, dist_device)
     except DataError as err:
-        print(f"error: {first_line_of(err)}", file=sys.stderr)
-        raise SystemExit(2)
+        _fail(first_line_of(err), 2)
     except FloatingPointError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(3)
+        _fail(str(err), 3)
     except RuntimeError as err:  # a DataError raised inside a DataLoader worker arrives wrapped
         if "DataError" not in str(err):
             raise
-        print(f"error: {first_line_of(err)}", file=sys.stderr)
-        raise SystemExit(2)
+        _fail(first_line_of(err), 2)
+    finally:
+        distributed.cleanup()
+
+
+def _fail(message: str, code: int):
+    where = f"[rank {distributed.rank()}] " if distributed.rank() else ""
+    print(f"{where}error: {message}", file=sys.stderr)
+    raise SystemExit(code)

@@ -3,6 +3,7 @@ is a function of (seed, epoch, sample) alone: the same with any worker count, on
 before or after a resume."""
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
+from . import distributed
 from .seed import sample_seed
 
 
@@ -28,6 +29,7 @@ class SeededSampler(Sampler):
 def make_loader(dataset, batch_size: int, sampler, num_workers: int, pin_memory: bool,
                 train: bool = False) -> DataLoader:
     # BatchNorm cannot train on a batch of one; only then is the (shuffled) last sample left out.
-    drop_last = train and len(sampler) % batch_size == 1
+    # (Distributed runs synchronise BatchNorm over all processes, so they never see a batch of one.)
+    drop_last = train and distributed.world_size() == 1 and len(sampler) % batch_size == 1
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                       pin_memory=pin_memory, persistent_workers=num_workers > 0, drop_last=drop_last)

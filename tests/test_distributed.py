@@ -1,0 +1,58 @@
+"""torchrun with 2 CPU processes (gloo) against one process on the same data and seed."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import ROOT, TINY_FLAGS
+
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+
+
+def launch(cmd, **kw):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=300, **kw)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return proc
+
+
+def metrics(run_dir):
+    return [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("fusion", ["concat", "gated"])
+def test_two_processes_compute_the_gradients_of_one(tmp_path, fusion):
+    script = str(ROOT / "tests" / "helpers" / "ddp_one_step.py")
+    launch([sys.executable, script, str(tmp_path / "one.pt"), fusion])
+    launch([*TORCHRUN, script, str(tmp_path / "two.pt"), fusion])
+    one, two = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")
+    for kind in ("grads", "buffers"):
+        for name, ref in one[kind].items():
+            assert torch.allclose(two[kind][name], ref, rtol=1e-7, atol=1e-10), (kind, name)
+
+
+def test_torchrun_run_matches_single_process(tmp_path, demo_root):
+    # lr 0: batches, crops, synchronised BatchNorm statistics and metric reductions must agree
+    # exactly; that the weight updates agree is the gradient test above.
+    flags = ["--train", "--data_root", str(demo_root), "--epochs", "2", "--mmcosine", "True",
+             *TINY_FLAGS, "--learning_rate", "0"]
+    launch([sys.executable, "main_CD.py", *flags, "--run_dir", str(tmp_path / "one")])
+    proc = launch([*TORCHRUN, "main_CD.py", *flags, "--run_dir", str(tmp_path / "two")])
+    one, two = metrics(tmp_path / "one"), metrics(tmp_path / "two")
+    assert len(one) == len(two) == 2
+    for a, b in zip(one, two):
+        assert b["test_count"] == 6 and b["train_count"] == 18  # exact sets, no padded duplicates
+        for key, value in a.items():
+            if isinstance(value, float):
+                assert b[key] == pytest.approx(value, rel=1e-3, abs=1e-5), key
+    # One set of outputs: one events file, one line per epoch, one progress line per epoch.
+    assert len(list((tmp_path / "two" / "tensorboard").iterdir())) == 1
+    assert proc.stdout.count("epoch 2/2") == 1
+    # Evaluating the checkpoint on 2 processes gives the single-process numbers.
+    ckpt = str(tmp_path / "two" / "best.pt")
+    single = launch([sys.executable, "main_CD.py", "--ckpt_path", ckpt, "--data_root", str(demo_root), *TINY_FLAGS])
+    double = launch([*TORCHRUN, "main_CD.py", "--ckpt_path", ckpt, "--data_root", str(demo_root), *TINY_FLAGS])
+    assert single.stdout.strip().splitlines()[-1] == double.stdout.strip().splitlines()[-1]

@@ -1,0 +1,67 @@
+"""Building what a run needs from its flags: device, model, optimizer, and the wrapped
+(SyncBN / channels-last / DDP / compiled) versions used for training and evaluation."""
+from typing import Optional
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from models import AVClassifier
+
+from . import distributed
+
+MODEL_DEFAULTS = {"fusion_method": "concat", "mmcosine": False, "scaling": 10.0}
+
+
+def resolve_device(args, dist_device: Optional[torch.device] = None) -> torch.device:
+    if dist_device is not None:
+        return dist_device
+    if args.device != "auto":
+        return torch.device(args.device)
+    if torch.cuda.is_available():
+        gpu = int(str(args.gpu_ids).split(",")[0]) if args.gpu_ids else 0
+        return torch.device("cuda", gpu)
+    return torch.device("cpu")
+
+
+def fill_model_flags(args, ckpt_config: Optional[dict]) -> None:
+    """Flags left unset take the checkpoint's value, else the original code's default."""
+    from_ckpt = {"fusion_method": "fusion", "mmcosine": "mmcosine", "scaling": "scaling"}
+    for flag, default in MODEL_DEFAULTS.items():
+        if getattr(args, flag) is None:
+            setattr(args, flag, ckpt_config[from_ckpt[flag]] if ckpt_config else default)
+
+
+def model_config(args, classes) -> dict:
+    return {"n_classes": len(classes), "classes": list(classes), "fusion": args.fusion_method,
+            "mmcosine": bool(args.mmcosine), "scaling": float(args.scaling)}
+
+
+def build_model(args, n_classes: int) -> AVClassifier:
+    return AVClassifier(n_classes, fusion=args.fusion_method, mmcosine=args.mmcosine, scaling=args.scaling)
+
+
+def build_optimizer(args, model):
+    if args.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=args.learning_rate, momentum=args.momentum,
+                               weight_decay=args.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+
+
+def prepare_model(model, device: torch.device, channels_last: bool, compile_model: bool):
+    """Returns (raw, train_model, eval_model): raw holds the weights (checkpoints, metrics);
+    train_model is DDP-wrapped when distributed; eval_model never is, since processes
+    evaluate uneven shards and DDP's per-forward buffer broadcast would wait forever."""
+    if distributed.is_distributed():
+        model = distributed.sync_batchnorm(model, device)
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick the fastest kernels
+    train_model = model
+    if distributed.is_distributed():
+        train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    eval_model = model
+    if compile_model:
+        train_model, eval_model = torch.compile(train_model), torch.compile(model)
+    return model, train_model, eval_model

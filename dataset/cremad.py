@@ -14,7 +14,8 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch.utils.data import Dataset
 
-from .audio import audio_features
+from .audio import SAMPLE_RATE, audio_features
+from .cache import file_stamp
 from .errors import DataError
 from .splits import read_class_list, read_split, stratified_split
 from .visual import IMAGE_SUFFIXES, frame_transform, list_frames, pick_evenly, read_frames
@@ -71,7 +72,8 @@ def load_splits(data_root: Path, classes: Sequence[str], train_csv: Optional[str
 
 
 class CremadDataset(Dataset):
-    """Items are (audio (1, 257, frames), visual (3, T, S, S), label). Keys are (index, augmentation seed)."""
+    """Items are (audio (1, 257, frames) float, visual (3, T, S, S) uint8, label).
+    Keys are (index, augmentation seed). With `cache` set, decoded inputs come from it."""
 
     def __init__(self, data_root, samples: Sequence[Tuple[str, int]], frames_dir: Path, train: bool,
                  image_size: int = 224, num_frames: int = 1, audio_seconds: float = 3.0,
@@ -82,6 +84,7 @@ class CremadDataset(Dataset):
         self.num_frames = num_frames
         self.audio_seconds = audio_seconds
         self.transform = frame_transform(train, image_size)
+        self.cache = None
         self.items, missing = [], []
         for clip, label in samples:
             wav = self.audio_dir / f"{clip}.wav"
@@ -116,13 +119,23 @@ class CremadDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
+    def decode(self, index: int):
+        """The clip's spectrogram (1, 257, frames) float32 and its frames (T, 3, H, W) uint8."""
+        _, _, wav, frames = self.items[index]
+        return audio_features(wav, self.audio_seconds), read_frames(frames)
+
+    def cache_signature(self) -> dict:
+        """Everything decode() depends on (see dataset/cache.py)."""
+        return {"audio": {"seconds": self.audio_seconds, "rate": SAMPLE_RATE},
+                "items": [[clip, file_stamp(wav), [file_stamp(f) for f in frames]]
+                          for clip, _, wav, frames in self.items]}
+
     def __getitem__(self, key):
         index, seed = key if isinstance(key, tuple) else (key, None)
-        _, label, wav, frames = self.items[index]
-        audio = audio_features(wav, self.audio_seconds)
+        audio, frames = self.cache.get(index) if self.cache is not None else self.decode(index)
         with torch.random.fork_rng(devices=[]):
             # A per-(epoch, sample) seed makes augmentation independent of workers, ranks and resumes.
             if seed is not None:
                 torch.manual_seed(seed)
-            visual = self.transform(read_frames(frames))  # (T, 3, S, S)
-        return audio, visual.transpose(0, 1).contiguous(), label
+            visual = self.transform(frames)  # (T, 3, S, S) uint8
+        return audio, visual.transpose(0, 1).contiguous(), self.items[index][1]

@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from dataset.visual import frames_to_model_input
+
 from .distributed import all_reduce_sum
 from .metrics import averages, batch_sums
 
@@ -15,6 +17,9 @@ def to_device(batch, device, channels_last: bool = False):
     audio, visual, labels = batch
     nb = device.type == "cuda"
     audio, visual, labels = (t.to(device, non_blocking=nb) for t in (audio, visual, labels))
+    audio = audio.float()  # the cache stores float16 spectrograms
+    if visual.dtype == torch.uint8:
+        visual = frames_to_model_input(visual)
     if channels_last:
         # (B,3,T,H,W) stored as (B,T,H,W,3): the encoder's fold to (B*T,3,H,W) is then channels-last for free.
         audio = audio.contiguous(memory_format=torch.channels_last)

@@ -17,6 +17,7 @@ from dataset.errors import DataError
 
 from . import distributed
 from .build import build_model, build_optimizer, fill_model_flags, model_config, prepare_model, resolve_device
+from .caching import attach_caches
 from .checkpoint import check_compatible, load_checkpoint, load_encoder_weights, save_atomic
 from .engine import evaluate, train_one_epoch
 from .logger import RunLogger
@@ -70,6 +71,7 @@ def evaluate_checkpoint(args, source: DataSource, dist_device=None) -> dict:
     ckpt = load_checkpoint(args.ckpt_path)
     fill_model_flags(args, ckpt["model_config"])
     data = source.build(args, False)
+    attach_caches(data, args, source.name, not args.no_progress)
     model = build_model(args, len(data.classes))
     check_compatible(model_config(args, data.classes), ckpt["model_config"], args.ckpt_path)
     model.load_state_dict(ckpt["model"])
@@ -113,6 +115,7 @@ def train(args, source: DataSource, dist_device=None) -> dict:
     seed_everything(args.random_seed)
     data = source.build(args, True)
     say(*data.notes)
+    attach_caches(data, args, source.name, not args.no_progress)
     config = model_config(args, data.classes)
     if main:
         for name, write in data.files.items():

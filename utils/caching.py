@@ -1,0 +1,20 @@
+"""Attach decode-once caches (dataset/cache.py) to a run's datasets; the main process
+builds a missing cache while the others wait."""
+from dataset.cache import FeatureCache, build_cache, cache_folder
+
+from . import distributed
+
+
+def attach_caches(data, args, source_name: str, show_progress: bool = True) -> None:
+    if args.cache_dir is None:
+        return
+    for split, dataset in (("train", data.train), ("test", data.test)):
+        if dataset is None:
+            continue
+        signature = {**dataset.cache_signature(), "frame_short_side": args.cache_frame_size}
+        folder = cache_folder(args.cache_dir, f"{source_name}-{split}", signature)
+        if distributed.is_main_process() and not (folder / "meta.json").is_file():
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            build_cache(dataset, folder, args.cache_frame_size, args.num_workers, show_progress)
+        distributed.barrier()
+        dataset.cache = FeatureCache(folder)

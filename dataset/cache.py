@@ -76,10 +76,12 @@ class FeatureCache:
         return self.meta["count"]
 
     def get(self, index: int):
+        """Views into the maps, no copy: the transforms and the collate copy anyway."""
         if self._audio is None:
-            self._audio = np.load(self.folder / "audio.npy", mmap_mode="r")
-            self._frames = np.load(self.folder / "frames.npy", mmap_mode="r")
-        return torch.from_numpy(np.array(self._audio[index])), torch.from_numpy(np.array(self._frames[index]))
+            # Copy-on-write maps are writable views for torch.from_numpy; the files are never written.
+            self._audio = np.load(self.folder / "audio.npy", mmap_mode="c")
+            self._frames = np.load(self.folder / "frames.npy", mmap_mode="c")
+        return torch.from_numpy(self._audio[index]), torch.from_numpy(self._frames[index])
 
 
 def build_cache(source, folder: Path, short_side: int, num_workers: int = 0, show_progress: bool = True) -> None:

@@ -55,18 +55,20 @@ def synth_wave(label: int, rng: np.random.Generator) -> np.ndarray:
     return (tone + rng.normal(0, 0.1, t.shape)).astype(np.float32)
 
 
-def synth_frame(label: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    frame = rng.normal(128, 45, (size, size, 3))
-    side = size // 5
-    top, left = rng.integers(0, size - side, 2)
+def synth_frame(label: int, size, rng: np.random.Generator) -> np.ndarray:
+    """size: side of a square frame, or (height, width)."""
+    height, width = (size, size) if isinstance(size, int) else size
+    frame = rng.normal(128, 45, (height, width, 3))
+    side = min(height, width) // 5
+    top, left = rng.integers(0, height - side), rng.integers(0, width - side)
     colour = 0.3 * CLASS_COLOURS[label] + 0.7 * 128  # low contrast against the noise
     frame[top:top + side, left:left + side] = colour + rng.normal(0, 30, (side, side, 3))
     return np.clip(frame, 0, 255).astype(np.uint8)
 
 
 def write_demo(out: Path, clips_per_class: int = 30, seed: int = 0, layout: str = "folder",
-               frames_per_clip: int = 3, image_size: int = 96, test_fraction: float = 0.2) -> Path:
-    """Write the tree under `out` and return it. Same seed, same bytes."""
+               frames_per_clip: int = 3, image_size=96, test_fraction: float = 0.2) -> Path:
+    """Write the tree under `out` and return it. Same seed, same bytes. image_size: side or (height, width)."""
     out = Path(out)
     (out / "AudioWAV").mkdir(parents=True, exist_ok=True)
     frames_root = out / ("Image-01-FPS" if layout == "folder" else "image")

@@ -10,7 +10,8 @@ from typing import List, Sequence
 
 import torch
 from torchvision.io import ImageReadMode, decode_image
-from torchvision.transforms import v2
+from torchvision.transforms import RandomResizedCrop
+from torchvision.transforms.v2 import functional as TF
 
 from .errors import DataError
 
@@ -45,11 +46,24 @@ def read_frames(paths: Sequence[Path]) -> torch.Tensor:
     return torch.stack(frames)
 
 
-def frame_transform(train: bool, image_size: int) -> v2.Compose:
-    """uint8 in, uint8 out. Train: RandomResizedCrop + horizontal flip; test: plain resize."""
-    if train:
-        return v2.Compose([v2.RandomResizedCrop(image_size, antialias=True), v2.RandomHorizontalFlip()])
-    return v2.Resize((image_size, image_size), antialias=True)
+class ClipTransform:
+    """uint8 (T, 3, H, W) in and out. Train: RandomResizedCrop (scale 0.08-1, ratio 3/4-4/3) and a
+    horizontal flip with p = 0.5, drawn once for the clip; test: plain resize. Written out rather
+    than composed from transforms.v2 because the v2 dispatch costs as much as the resize itself."""
+
+    def __init__(self, train: bool, image_size: int):
+        self.train, self.size = train, [image_size, image_size]
+
+    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        if not self.train:
+            return TF.resize(frames, self.size, antialias=True)
+        top, left, h, w = RandomResizedCrop.get_params(frames, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3))
+        out = TF.resize(frames[..., top:top + h, left:left + w], self.size, antialias=True)
+        return out.flip(-1) if torch.rand(1).item() < 0.5 else out
+
+
+def frame_transform(train: bool, image_size: int) -> ClipTransform:
+    return ClipTransform(train, image_size)
 
 
 def frames_to_model_input(frames: torch.Tensor) -> torch.Tensor:

@@ -4,11 +4,12 @@ import shutil
 
 import pytest
 import torch
+from torchvision.transforms import RandomResizedCrop
 
 from dataset import CremadDataset, DataError, load_splits, resolve_class_list, resolve_frames_dir
 from dataset.demo import write_demo
 from dataset.splits import read_class_list, read_split, stratified_split
-from dataset.visual import pick_evenly
+from dataset.visual import ClipTransform, pick_evenly
 
 
 @pytest.fixture
@@ -106,3 +107,32 @@ def test_unknown_label_names_file_and_row(tmp_path):
     path.write_text("1001_DFA_ANG_XX,ANG\n1001_DFA_XXX_XX,CALM\n")
     with pytest.raises(DataError, match=r"split.csv row 2: label 'CALM'"):
         read_split(path, ["NEU", "ANG"])
+
+
+def test_train_transform_crops_once_per_clip_and_flips_about_half():
+    torch.manual_seed(0)
+    frame = torch.arange(3 * 40 * 60, dtype=torch.int64).remainder(251).to(torch.uint8).view(1, 3, 40, 60)
+    transform = ClipTransform(train=True, image_size=16)
+    clip = transform(frame.repeat(4, 1, 1, 1))
+    assert clip.shape == (4, 3, 16, 16) and clip.dtype == torch.uint8
+    assert all(torch.equal(clip[0], clip[t]) for t in range(4))  # one crop/flip for all frames of a clip
+    outputs = {transform(frame).numpy().tobytes() for _ in range(50)}
+    assert len(outputs) > 40  # crops are random
+    flips, draws = 0, 200
+    for _ in range(draws):
+        state = torch.get_rng_state()
+        out = transform(frame)
+        torch.set_rng_state(state)
+        top, left, h, w = RandomResizedCrop.get_params(frame, (0.08, 1.0), (3 / 4, 4 / 3))
+        assert 0.08 * 2400 * 0.9 <= h * w <= 2400  # area within the recipe's scale range
+        plain = torch.nn.functional.interpolate(frame[..., top:top + h, left:left + w].float(), size=(16, 16),
+                                                mode="bilinear", antialias=True, align_corners=False)
+        flips += int((out.float() - plain.flip(-1)).abs().max() < (out.float() - plain).abs().max())
+    assert 70 <= flips <= 130
+
+
+def test_test_transform_is_a_plain_resize():
+    frame = torch.randint(0, 255, (2, 3, 30, 50), dtype=torch.uint8)
+    out = ClipTransform(train=False, image_size=20)(frame)
+    ref = torch.nn.functional.interpolate(frame.float(), size=(20, 20), mode="bilinear", antialias=True)
+    assert out.shape == (2, 3, 20, 20) and (out.float() - ref.round()).abs().max() <= 1

@@ -46,7 +46,7 @@ def test_torchrun_run_matches_single_process(tmp_path, demo_root):
     for a, b in zip(one, two):
         assert b["test_count"] == 6 and b["train_count"] == 18  # exact sets, no padded duplicates
         for key, value in a.items():
-            if isinstance(value, float):
+            if isinstance(value, float) and not key.endswith("seconds"):
                 assert b[key] == pytest.approx(value, rel=1e-3, abs=1e-5), key
     # One set of outputs: one events file, one line per epoch, one progress line per epoch.
     assert len(list((tmp_path / "two" / "tensorboard").iterdir())) == 1

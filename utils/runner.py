@@ -158,10 +158,14 @@ def train(args, source: DataSource, dist_device=None) -> dict:
             train_sampler.set_epoch(epoch)
             torch.manual_seed(epoch_seed(args.random_seed, epoch))
             lr = optimizer.param_groups[0]["lr"]
+            started = time.perf_counter()
             train_stats = train_one_epoch(train_model, train_loader, optimizer, precision, device, epoch, show,
                                           args.channels_last)
+            train_stats["seconds"] = time.perf_counter() - started
             scheduler.step()
+            started = time.perf_counter()
             test_stats = evaluate(eval_model, eval_loader, device, precision, show, args.channels_last)
+            test_stats["seconds"] = time.perf_counter() - started
             if test_stats["acc"] > best["acc"]:
                 best = {"acc": test_stats["acc"], "epoch": epoch}
             if main:

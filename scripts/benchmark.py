@@ -1,0 +1,187 @@
+"""Side-by-side speed measurements, all in one run, on generated data of CREMA-D's shapes
+(16 kHz wavs of 1-2.5 s, 480x360 jpg frames, 257x299 spectrograms, 224x224 crops):
+
+1. data path, samples/s in one process (= per DataLoader worker), training transforms:
+   the original recipe (soundfile + scipy spectrogram + PIL + torchvision transforms,
+   normalised on the CPU) vs this project uncached vs this project from the decode-once
+   cache (both leave uint8 frames for the device to normalise);
+2. training step, samples/s on the current device: fp32 vs the fastest settings
+   (bf16 autocast + channels-last, + torch.compile on CUDA);
+3. optionally (--epoch_clips 6698) one CREMA-D-sized epoch through main_CD.py with the fast
+   settings and the cache, in seconds.
+
+    python scripts/benchmark.py                     # CPU: a few minutes
+    python scripts/benchmark.py --epoch_clips 6698  # on a GPU machine
+
+The table, the machine and the command are written into docs/benchmarks.md (one section per device).
+"""
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import torch
+from PIL import Image
+from scipy import signal
+from torchvision import transforms
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import main_CD  # noqa: E402
+from dataset.demo import write_demo  # noqa: E402
+from models import AVClassifier  # noqa: E402
+from utils.caching import attach_caches  # noqa: E402
+
+FRAME_HW = (360, 480)
+
+
+def original_recipe_item(wav_path, frame_path, transform):
+    """What the original CREMA-D loader does per sample."""
+    samples, rate = soundfile.read(str(wav_path))
+    samples = np.clip(np.tile(samples, 3)[:48000], -1.0, 1.0)
+    _, _, spec = signal.spectrogram(samples, rate, nperseg=512, noverlap=353)
+    spec = np.log(spec + 1e-7)
+    spec = (spec - spec.mean()) / (spec.std() + 1e-9)
+    image = transform(Image.open(frame_path).convert("RGB"))
+    return torch.tensor(spec, dtype=torch.float32).unsqueeze(0), image.unsqueeze(1)
+
+
+def rate(fn, n, repeats=2):
+    """Samples/s of fn(i) over i < n: the best of `repeats` timed passes after one warm-up pass."""
+    for i in range(n):
+        fn(i)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for i in range(n):
+            fn(i)
+        best = min(best, time.perf_counter() - start)
+    return n / best
+
+
+def bench_data(root, cache_dir):
+    args = main_CD.build_parser().parse_args(["--data_root", str(root), "--image_size", "224"])
+    plain, cached = main_CD.build_datasets(args, True).train, main_CD.build_datasets(args, True).train
+    attach_caches(argparse.Namespace(train=cached, test=None), argparse.Namespace(
+        cache_dir=str(cache_dir), cache_frame_size=256, num_workers=0), "bench", show_progress=False)
+    transform = transforms.Compose([transforms.RandomResizedCrop(224), transforms.RandomHorizontalFlip(),
+                                    transforms.ToTensor(),
+                                    transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+    items = plain.items
+    n = len(items)
+    return {"original recipe": rate(lambda i: original_recipe_item(items[i][2], items[i][3][0], transform), n),
+            "ours, uncached": rate(lambda i: plain[(i, i)], n),
+            "ours, cached": rate(lambda i: cached[(i, i)], n)}
+
+
+def bench_step(device, batch_size, steps, fast):
+    torch.manual_seed(0)
+    model = AVClassifier(6, "concat", mmcosine=True).to(device)
+    audio = torch.randn(batch_size, 1, 257, 299, device=device)
+    visual = torch.randn(batch_size, 3, 1, 224, 224, device=device)
+    labels = torch.randint(0, 6, (batch_size,), device=device)
+    if fast:
+        model = model.to(memory_format=torch.channels_last)
+        audio = audio.contiguous(memory_format=torch.channels_last)
+        visual = visual.contiguous(memory_format=torch.channels_last_3d)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    step_model = torch.compile(model) if fast and device.type == "cuda" else model
+    dtype = torch.bfloat16 if fast else None
+
+    def step():
+        with torch.autocast(device.type, dtype=dtype, enabled=fast):
+            out = step_model(audio, visual)
+        loss = torch.nn.functional.cross_entropy(out.logits.float(), labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(3):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return batch_size * steps / (time.perf_counter() - start)
+
+
+def bench_epoch(work, clips, device, num_workers, batch_size):
+    root = write_demo(work / "epoch" / "CREMA-D", clips_per_class=clips // 6, frames_per_clip=1,
+                      image_size=FRAME_HW, test_fraction=0.1)
+    run_dir = work / "epoch" / "run"
+    flags = ["--train", "--data_root", str(root), "--run_dir", str(run_dir), "--epochs", "2",
+             "--batch_size", str(batch_size), "--num_workers", str(num_workers), "--cache_dir",
+             str(work / "epoch" / "cache"), "--mmcosine", "True", "--no_progress", "--device", str(device)]
+    if device.type == "cuda":
+        flags += ["--amp", "bf16", "--channels_last", "True", "--compile", "True"]
+    started = time.perf_counter()
+    main_CD.main(flags)
+    total = time.perf_counter() - started
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return {"train clips": rows[-1]["train_count"], "epoch 1 train s": rows[0]["train_seconds"],
+            "epoch 2 train s": rows[-1]["train_seconds"], "epoch 2 eval s": rows[-1]["test_seconds"],
+            "whole command s (data cache build included)": total}
+
+
+def device_name(device):
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def write_doc(doc: Path, heading: str, body: str):
+    text = doc.read_text() if doc.is_file() else "# Benchmarks\n\nWritten by `scripts/benchmark.py`; one section per device.\n"
+    sections = text.split("\n## ")
+    kept = [s for s in sections[1:] if not s.startswith(heading + "\n")]
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text("\n## ".join([sections[0].rstrip("\n") + "\n"] + kept + [f"{heading}\n\n{body}"]))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work_dir", default="/tmp/mmcosine-bench", help="generated data and caches go here")
+    parser.add_argument("--clips", type=int, default=48, help="clips for the data-path measurement")
+    parser.add_argument("--batch_size", type=int, default=None, help="training-step batch (default 8 CPU, 64 GPU)")
+    parser.add_argument("--steps", type=int, default=None, help="timed training steps (default 4 CPU, 30 GPU)")
+    parser.add_argument("--epoch_clips", type=int, default=0, help="also time one epoch of this many clips")
+    parser.add_argument("--num_workers", type=int, default=8, help="DataLoader workers for the epoch")
+    parser.add_argument("--doc", default=str(Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"))
+    args = parser.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    batch = args.batch_size or (64 if device.type == "cuda" else 8)
+    steps = args.steps or (30 if device.type == "cuda" else 4)
+    work = Path(args.work_dir)
+    root = write_demo(work / "data" / "CREMA-D", clips_per_class=max(1, args.clips // 6), frames_per_clip=3,
+                      image_size=FRAME_HW, test_fraction=0.2)
+
+    lines = ["| measurement | samples/s | ratio |", "|---|---|---|"]
+    data = bench_data(root, work / "cache")
+    for name, value in data.items():
+        lines.append(f"| data path, {name} (1 process) | {value:.1f} | {value / data['original recipe']:.1f}x |")
+    fp32 = bench_step(device, batch, steps, fast=False)
+    fast = bench_step(device, batch, steps, fast=True)
+    fast_name = "bf16 + channels-last" + (" + torch.compile" if device.type == "cuda" else "")
+    lines.append(f"| training step, fp32, batch {batch} | {fp32:.1f} | 1.0x |")
+    lines.append(f"| training step, {fast_name}, batch {batch} | {fast:.1f} | {fast / fp32:.2f}x |")
+    if args.epoch_clips:
+        epoch = bench_epoch(work, args.epoch_clips, device, args.num_workers, batch)
+        lines += ["", "One CREMA-D-sized epoch through `main_CD.py` (" + fast_name + ", cache, "
+                  f"{args.num_workers} workers, batch {batch}):", "", "| | |", "|---|---|"]
+        lines += [f"| {k} | {v:.1f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in epoch.items()]
+    command = "python scripts/benchmark.py " + " ".join(sys.argv[1:])
+    body = "\n".join([f"Measured {time.strftime('%Y-%m-%d')} on {device_name(device)}, torch {torch.__version__}.",
+                      f"Command: `{command.strip()}`", ""] + lines) + "\n"
+    print(body)
+    write_doc(Path(args.doc), device_name(device), body)
+
+
+if __name__ == "__main__":
+    main()

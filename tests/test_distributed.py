@@ -38,7 +38,7 @@ def test_torchrun_run_matches_single_process(tmp_path, demo_root):
     # lr 0: batches, crops, synchronised BatchNorm statistics and metric reductions must agree
     # exactly; that the weight updates agree is the gradient test above.
     flags = ["--train", "--data_root", str(demo_root), "--epochs", "2", "--mmcosine", "True",
-             *TINY_FLAGS, "--learning_rate", "0"]
+             *TINY_FLAGS, "--learning_rate", "0", "--device", "cpu"]  # gloo on CPU, also where a GPU exists
     launch([sys.executable, "main_CD.py", *flags, "--run_dir", str(tmp_path / "one")])
     proc = launch([*TORCHRUN, "main_CD.py", *flags, "--run_dir", str(tmp_path / "two")])
     one, two = metrics(tmp_path / "one"), metrics(tmp_path / "two")
@@ -53,6 +53,7 @@ def test_torchrun_run_matches_single_process(tmp_path, demo_root):
     assert proc.stdout.count("epoch 2/2") == 1
     # Evaluating the checkpoint on 2 processes gives the single-process numbers.
     ckpt = str(tmp_path / "two" / "best.pt")
-    single = launch([sys.executable, "main_CD.py", "--ckpt_path", ckpt, "--data_root", str(demo_root), *TINY_FLAGS])
-    double = launch([*TORCHRUN, "main_CD.py", "--ckpt_path", ckpt, "--data_root", str(demo_root), *TINY_FLAGS])
+    evaluate = ["main_CD.py", "--ckpt_path", ckpt, "--data_root", str(demo_root), "--device", "cpu", *TINY_FLAGS]
+    single = launch([sys.executable, *evaluate])
+    double = launch([*TORCHRUN, *evaluate])
     assert single.stdout.strip().splitlines()[-1] == double.stdout.strip().splitlines()[-1]

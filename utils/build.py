@@ -47,7 +47,8 @@ def build_optimizer(args, model):
     return torch.optim.Adam(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
 
 
-def prepare_model(model, device: torch.device, channels_last: bool, compile_model: bool):
+def prepare_model(model, device: torch.device, channels_last: bool, compile_model: bool,
+                  compile_mode: str = "default"):
     """Returns (raw, train_model, eval_model): raw holds the weights (checkpoints, metrics);
     train_model is DDP-wrapped when distributed; eval_model never is, since processes
     evaluate uneven shards and DDP's per-forward buffer broadcast would wait forever."""
@@ -63,5 +64,6 @@ def prepare_model(model, device: torch.device, channels_last: bool, compile_mode
         train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     eval_model = model
     if compile_model:
-        train_model, eval_model = torch.compile(train_model), torch.compile(model)
+        train_model = torch.compile(train_model, mode=compile_mode)
+        eval_model = torch.compile(model, mode=compile_mode)
     return model, train_model, eval_model

@@ -76,7 +76,7 @@ def evaluate_checkpoint(args, source: DataSource, dist_device=None) -> dict:
     check_compatible(model_config(args, data.classes), ckpt["model_config"], args.ckpt_path)
     model.load_state_dict(ckpt["model"])
     device = resolve_device(args, dist_device)
-    _, _, eval_model = prepare_model(model, device, args.channels_last, args.compile)
+    _, _, eval_model = prepare_model(model, device, args.channels_last, args.compile, args.compile_mode)
     stats = evaluate(eval_model, test_loader(args, data, device), device, Precision(args.amp, device),
                      show_progress=not args.no_progress and distributed.is_main_process(),
                      channels_last=args.channels_last)
@@ -131,7 +131,7 @@ def train(args, source: DataSource, dist_device=None) -> dict:
     if resume_state is not None:
         check_compatible(config, resume_state["model_config"], Path(args.resume) / "last.pt")
         model.load_state_dict(resume_state["model"])
-    model, train_model, eval_model = prepare_model(model, device, args.channels_last, args.compile)
+    model, train_model, eval_model = prepare_model(model, device, args.channels_last, args.compile, args.compile_mode)
     optimizer = build_optimizer(args, model)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, args.lr_decay_step, args.lr_decay_ratio)
     precision = Precision(args.amp, device)

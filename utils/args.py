@@ -61,6 +61,9 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--gpu_ids", default=None,
                    help="with --device auto: the GPU to use, e.g. '0' (several GPUs: launch with torchrun)")
     g.add_argument("--no_progress", action="store_true", help="no progress bars (logs only)")
+    g.add_argument("--save_features", type=str2bool, default=False, metavar="BOOL",
+                   help="write test-set features and logits at evaluation (features_last.pt / features_best.pt, "
+                        "or features_<checkpoint>.pt beside an evaluated checkpoint)")
 
 
 def add_speed_args(parser: argparse.ArgumentParser) -> None:

@@ -1,7 +1,7 @@
-"""One training epoch and one evaluation pass. Both return a dict of per-sample averages,
-reduced over all processes when running distributed."""
+"""One training epoch and one evaluation pass. Both return a dict of per-sample statistics,
+reduced over all processes when running distributed; evaluation also returns the features."""
 import math
-from typing import Dict
+from typing import Dict, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -9,8 +9,7 @@ from tqdm import tqdm
 
 from dataset.visual import frames_to_model_input
 
-from .distributed import all_reduce_sum
-from .metrics import averages, batch_sums
+from .metrics import EpochMeter
 
 
 def to_device(batch, device, channels_last: bool = False):
@@ -27,16 +26,10 @@ def to_device(batch, device, channels_last: bool = False):
     return audio, visual, labels
 
 
-def _reduced_averages(sums, count, device) -> Dict[str, float]:
-    packed = torch.cat([sums, torch.tensor([float(count)], dtype=sums.dtype, device=sums.device)])
-    packed = all_reduce_sum(packed)
-    return averages(packed[:-1].cpu(), int(packed[-1].item()))
-
-
 def train_one_epoch(model, loader, optimizer, precision, device, epoch: int, show_progress: bool = True,
                     channels_last: bool = False) -> Dict[str, float]:
     model.train()
-    sums, count = torch.zeros(8, dtype=torch.float64, device=device), 0
+    meter = EpochMeter()
     bar = tqdm(loader, desc=f"train {epoch}", leave=False, dynamic_ncols=True, disable=not show_progress)
     for step, batch in enumerate(bar):
         audio, visual, labels = to_device(batch, device, channels_last)
@@ -48,17 +41,17 @@ def train_one_epoch(model, loader, optimizer, precision, device, epoch: int, sho
             raise FloatingPointError(f"non-finite loss ({loss_value}) at epoch {epoch}, step {step}: "
                                      "lower --learning_rate (or --scaling); the last good checkpoint is last.pt")
         precision.backward_step(loss, optimizer)
-        sums += batch_sums(out, labels)
-        count += labels.numel()
+        meter.update(out, labels)
         bar.set_postfix(loss=f"{loss_value:.3f}")
-    return _reduced_averages(sums, count, device)
+    return meter.result()
 
 
 @torch.no_grad()
-def evaluate(model, loader, device, precision=None, show_progress: bool = True,
-             channels_last: bool = False) -> Dict[str, float]:
+def evaluate(model, loader, device, precision=None, show_progress: bool = True, channels_last: bool = False,
+             weights=None) -> Tuple[Dict[str, float], Dict[str, torch.Tensor]]:
+    """Statistics over the loader's set (with `weights` (W_a, W_v): angle statistics too), and its features."""
     model.eval()
-    sums, count = torch.zeros(8, dtype=torch.float64, device=device), 0
+    meter = EpochMeter(keep_features=True)
     for batch in tqdm(loader, desc="eval", leave=False, dynamic_ncols=True, disable=not show_progress):
         audio, visual, labels = to_device(batch, device, channels_last)
         if precision is not None:
@@ -66,6 +59,6 @@ def evaluate(model, loader, device, precision=None, show_progress: bool = True,
                 out = model(audio, visual)
         else:
             out = model(audio, visual)
-        sums += batch_sums(out, labels)
-        count += labels.numel()
-    return _reduced_averages(sums, count, device)
+        meter.update(out, labels)
+    stats = meter.result(weights)
+    return stats, meter.last_features

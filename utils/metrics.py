@@ -1,15 +1,19 @@
-"""Per-epoch averages of the fused and uni-modal predictions.
+"""Per-epoch statistics of the fused and uni-modal predictions.
 
-Sums are kept per batch and divided once at the end, so the averages are exact over
-the samples seen (and can be summed across processes before dividing).
+Sums and confusion matrices are accumulated per batch and reduced once at the end, so the
+averages are exact over the samples seen, also summed across processes. On request the
+meter also keeps the features of every sample (for the angle statistics and --save_features).
 """
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 import torch.nn.functional as F
 
+from . import distributed
+
 # What is averaged over samples; order fixes the layout of the sum vector.
 SAMPLE_KEYS = ("loss", "loss_a", "loss_v", "acc", "acc_a", "acc_v", "gt_logit_a", "gt_logit_v")
+HEADS = ("", "_a", "_v")  # fused, audio, visual
 
 
 def batch_sums(out, labels: torch.Tensor) -> torch.Tensor:
@@ -29,14 +33,87 @@ def batch_sums(out, labels: torch.Tensor) -> torch.Tensor:
         return torch.stack([x.double() for x in per_key])
 
 
-def averages(sums: torch.Tensor, count: int) -> Dict[str, float]:
-    """Turn summed quantities into means; accuracies in percent."""
-    values = (sums / max(count, 1)).tolist()
-    stats = dict(zip(SAMPLE_KEYS, values))
-    for key in ("acc", "acc_a", "acc_v"):
-        stats[key] *= 100.0
-    stats["count"] = count
-    return stats
+def macro_f1(confusion: torch.Tensor) -> float:
+    """Mean over classes of F1 = 2TP / (2TP + FP + FN), in percent; rows are true classes.
+    Classes absent from both labels and predictions are left out of the mean."""
+    confusion = confusion.double()
+    tp = confusion.diag()
+    denominator = confusion.sum(0) + confusion.sum(1)  # = 2TP + FP + FN
+    present = denominator > 0
+    return (100.0 * (2 * tp[present] / denominator[present]).mean()).item() if present.any() else 0.0
+
+
+def angle_stats(feat: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor) -> Dict[str, float]:
+    """Angles (degrees) between each sample's feature and (a) its class centre, the mean feature
+    of its class in this set, and (b) its class's classifier weight vector: mean and std of each."""
+    feat = feat.double()
+    n_classes = weight.shape[0]
+    sums = torch.zeros(n_classes, feat.shape[1], dtype=feat.dtype).index_add_(0, labels, feat)
+    counts = torch.bincount(labels, minlength=n_classes).clamp(min=1).to(feat.dtype)
+    centres = sums / counts[:, None]
+
+    def degrees(a, b):
+        return torch.rad2deg(torch.arccos(F.cosine_similarity(a, b, dim=1).clamp(-1.0, 1.0)))
+
+    to_centre = degrees(feat, centres[labels])
+    to_weight = degrees(feat, weight.detach().double().cpu()[labels])
+    return {"angle_centre": to_centre.mean().item(), "angle_centre_std": to_centre.std(unbiased=False).item(),
+            "angle_weight": to_weight.mean().item(), "angle_weight_std": to_weight.std(unbiased=False).item()}
+
+
+class EpochMeter:
+    def __init__(self, keep_features: bool = False):
+        self.keep_features = keep_features
+        self.sums = self.confusion = None
+        self.count = 0
+        self.kept = []
+
+    def update(self, out, labels: torch.Tensor) -> None:
+        sums = batch_sums(out, labels)
+        n_classes = out.logits.shape[1]
+        with torch.no_grad():
+            conf = torch.stack([torch.bincount(labels * n_classes + logits.argmax(1), minlength=n_classes ** 2)
+                                for logits in (out.logits, out.logits_a, out.logits_v)]).view(3, n_classes, n_classes)
+        self.sums = sums if self.sums is None else self.sums + sums
+        self.confusion = conf if self.confusion is None else self.confusion + conf
+        self.count += labels.numel()
+        if self.keep_features:
+            self.kept.append({"feat_a": out.feat_a.detach().float().cpu(), "feat_v": out.feat_v.detach().float().cpu(),
+                              "logits": out.logits.detach().float().cpu(), "logits_a": out.logits_a.detach().float().cpu(),
+                              "logits_v": out.logits_v.detach().float().cpu(), "labels": labels.cpu()})
+
+    def features(self) -> Optional[Dict[str, torch.Tensor]]:
+        """Every process's kept features, concatenated (call on all processes)."""
+        if not self.keep_features:
+            return None
+        mine = {k: torch.cat([b[k] for b in self.kept]) for k in self.kept[0]} if self.kept else {}
+        if not distributed.is_distributed():
+            return mine
+        gathered = [None] * distributed.world_size()
+        torch.distributed.all_gather_object(gathered, mine)
+        return {k: torch.cat([g[k] for g in gathered if g]) for k in mine}
+
+    def result(self, weights=None) -> Dict[str, float]:
+        """Averages (accuracies and F1 in percent), reduced over processes; with `weights`
+        (W_a, W_v) and kept features, also the angle statistics per modality."""
+        packed = torch.cat([self.sums, torch.tensor([float(self.count)], dtype=torch.float64, device=self.sums.device),
+                            self.confusion.flatten().double()])
+        packed = distributed.all_reduce_sum(packed).cpu()
+        count = int(packed[len(SAMPLE_KEYS)].item())
+        stats = dict(zip(SAMPLE_KEYS, (packed[:len(SAMPLE_KEYS)] / max(count, 1)).tolist()))
+        for key in ("acc", "acc_a", "acc_v"):
+            stats[key] *= 100.0
+        confusion = packed[len(SAMPLE_KEYS) + 1:].view(self.confusion.shape)
+        for head, conf in zip(HEADS, confusion):
+            stats[f"f1{head}"] = macro_f1(conf)
+        stats["count"] = count
+        features = self.features()
+        if weights is not None and features:
+            for suffix, weight in zip(("_a", "_v"), weights):
+                for key, value in angle_stats(features[f"feat{suffix}"], features["labels"], weight).items():
+                    stats[key + suffix] = value
+        self.last_features = features
+        return stats
 
 
 def classifier_weight_norms(model) -> Dict[str, float]:

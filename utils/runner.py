@@ -76,12 +76,23 @@ def evaluate_checkpoint(args, source: DataSource, dist_device=None) -> dict:
     check_compatible(model_config(args, data.classes), ckpt["model_config"], args.ckpt_path)
     model.load_state_dict(ckpt["model"])
     device = resolve_device(args, dist_device)
-    _, _, eval_model = prepare_model(model, device, args.channels_last, args.compile, args.compile_mode)
-    stats = evaluate(eval_model, test_loader(args, data, device), device, Precision(args.amp, device),
-                     show_progress=not args.no_progress and distributed.is_main_process(),
-                     channels_last=args.channels_last)
+    model, _, eval_model = prepare_model(model, device, args.channels_last, args.compile, args.compile_mode)
+    stats, features = evaluate(eval_model, test_loader(args, data, device), device, Precision(args.amp, device),
+                               show_progress=not args.no_progress and distributed.is_main_process(),
+                               channels_last=args.channels_last, weights=model.classifier_weights())
     say(format_stats(f"{args.ckpt_path} (epoch {ckpt['epoch']}) test", stats))
+    if args.save_features and distributed.is_main_process():
+        path = Path(args.ckpt_path).with_name(f"features_{Path(args.ckpt_path).stem}.pt")
+        save_features(path, features, model, data.classes)
+        say(f"test features written to {path}")
     return stats
+
+
+def save_features(path: Path, features: dict, model, classes) -> None:
+    """Test-set features, logits and labels, with the classifier weights, for plots and probes."""
+    w_a, w_v = model.classifier_weights()
+    save_atomic({**features, "W_a": w_a.detach().float().cpu(), "W_v": w_v.detach().float().cpu(),
+                 "classes": list(classes)}, path)
 
 
 def default_run_dir(args, source: DataSource) -> Path:
@@ -164,7 +175,8 @@ def train(args, source: DataSource, dist_device=None) -> dict:
             train_stats["seconds"] = time.perf_counter() - started
             scheduler.step()
             started = time.perf_counter()
-            test_stats = evaluate(eval_model, eval_loader, device, precision, show, args.channels_last)
+            test_stats, features = evaluate(eval_model, eval_loader, device, precision, show, args.channels_last,
+                                            weights=model.classifier_weights())
             test_stats["seconds"] = time.perf_counter() - started
             if test_stats["acc"] > best["acc"]:
                 best = {"acc": test_stats["acc"], "epoch": epoch}
@@ -175,6 +187,10 @@ def train(args, source: DataSource, dist_device=None) -> dict:
                 if best["epoch"] == epoch:
                     save_atomic(state, run_dir / "best.pt")
                 save_atomic(state, run_dir / "last.pt")
+                if args.save_features:
+                    save_features(run_dir / "features_last.pt", features, model, data.classes)
+                    if best["epoch"] == epoch:
+                        save_features(run_dir / "features_best.pt", features, model, data.classes)
                 record = {"lr": lr, **{f"train_{k}": v for k, v in train_stats.items()},
                           **{f"test_{k}": v for k, v in test_stats.items()},
                           **classifier_weight_norms(model), "best_acc": best["acc"], "best_epoch": best["epoch"]}

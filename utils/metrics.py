@@ -43,20 +43,23 @@ def macro_f1(confusion: torch.Tensor) -> float:
     return (100.0 * (2 * tp[present] / denominator[present]).mean()).item() if present.any() else 0.0
 
 
-def angle_stats(feat: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor) -> Dict[str, float]:
-    """Angles (degrees) between each sample's feature and (a) its class centre, the mean feature
-    of its class in this set, and (b) its class's classifier weight vector: mean and std of each."""
+def _degrees(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return torch.rad2deg(torch.arccos(F.cosine_similarity(a, b, dim=1).clamp(-1.0, 1.0)))
+
+
+def angles_to_class_centres(feat: torch.Tensor, labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Per sample, degrees between its feature and its class centre (the mean feature of its class in this set)."""
     feat = feat.double()
-    n_classes = weight.shape[0]
     sums = torch.zeros(n_classes, feat.shape[1], dtype=feat.dtype).index_add_(0, labels, feat)
     counts = torch.bincount(labels, minlength=n_classes).clamp(min=1).to(feat.dtype)
-    centres = sums / counts[:, None]
+    return _degrees(feat, (sums / counts[:, None])[labels])
 
-    def degrees(a, b):
-        return torch.rad2deg(torch.arccos(F.cosine_similarity(a, b, dim=1).clamp(-1.0, 1.0)))
 
-    to_centre = degrees(feat, centres[labels])
-    to_weight = degrees(feat, weight.detach().double().cpu()[labels])
+def angle_stats(feat: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor) -> Dict[str, float]:
+    """Angles (degrees) between each sample's feature and (a) its class centre and (b) its class's
+    classifier weight vector: mean and std of each."""
+    to_centre = angles_to_class_centres(feat, labels, weight.shape[0])
+    to_weight = _degrees(feat.double(), weight.detach().double().cpu()[labels])
     return {"angle_centre": to_centre.mean().item(), "angle_centre_std": to_centre.std(unbiased=False).item(),
             "angle_weight": to_weight.mean().item(), "angle_weight_std": to_weight.std(unbiased=False).item()}
 

@@ -183,7 +183,8 @@ def train(args, source: DataSource, dist_device=None) -> dict:
             if main:
                 state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                          "scheduler": scheduler.state_dict(), "scaler": precision.scaler.state_dict(),
-                         "epoch": epoch, "best": best, "model_config": config, "args": vars(args)}
+                         "epoch": epoch, "best": best, "model_config": config, "args": vars(args),
+                         "dataset": source.name}
                 if best["epoch"] == epoch:
                     save_atomic(state, run_dir / "best.pt")
                 save_atomic(state, run_dir / "last.pt")

@@ -1,0 +1,132 @@
+"""Figures of how balanced a run's modalities were, from its metrics.jsonl (runs overlaid):
+
+    python scripts/plot_run.py runs/cremad/<baseline run> runs/cremad/<mmcosine run> [--out plots/]
+
+accuracy.png      test accuracy, fused / audio / visual, per epoch
+gt_logits.png     mean ground-truth logit per modality (test)
+weight_norms.png  mean classifier weight norm per modality
+angles.png        feature-to-class-centre and feature-to-class-weight angles (mean +- std, test)
+and, for each run with saved test features (--save_features True), from features_best.pt:
+<run>_angle_hist.png  per-sample angle to the class centre, audio vs visual
+<run>_embedding.png   2-D PCA of each modality's test features, coloured by class
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from utils.metrics import angles_to_class_centres  # noqa: E402  (the angles the logs report)
+
+MODALITIES = (("_a", "audio"), ("_v", "visual"))
+
+
+def read_metrics(run_dir: Path):
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        raise SystemExit(f"error: {path} not found. Give run directories written by a main_*.py --train run")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def per_modality_figure(runs, title, keys, ylabel, out: Path, std_keys=None):
+    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.6), squeeze=False)
+    for ax, (key, name) in zip(axes[0], keys):
+        for label, rows in runs:
+            epochs = [r["epoch"] for r in rows if key in r]
+            values = [r[key] for r in rows if key in r]
+            line, = ax.plot(epochs, values, label=label)
+            if std_keys and std_keys.get(key):
+                spread = [r[std_keys[key]] for r in rows if key in r]
+                ax.fill_between(epochs, [v - s for v, s in zip(values, spread)],
+                                [v + s for v, s in zip(values, spread)], color=line.get_color(), alpha=0.15)
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def feature_figures(label, features_path: Path, out_dir: Path):
+    saved = torch.load(features_path, weights_only=True)
+    labels, classes = saved["labels"], saved["classes"]
+    outputs = []
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for suffix, name in MODALITIES:
+        angles = angles_to_class_centres(saved[f"feat{suffix}"], labels, len(classes))
+        ax.hist(angles.numpy(), bins=30, alpha=0.6, label=name)
+    ax.set_xlabel("angle to class centre (degrees)")
+    ax.set_ylabel("test samples")
+    ax.set_title(label)
+    ax.legend()
+    fig.tight_layout()
+    outputs.append(out_dir / f"{label}_angle_hist.png")
+    fig.savefig(outputs[-1], dpi=110)
+    plt.close(fig)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, (suffix, name) in zip(axes, MODALITIES):
+        feat = saved[f"feat{suffix}"].double()
+        centred = feat - feat.mean(0)
+        _, _, v = torch.linalg.svd(centred, full_matrices=False)  # PCA: project on the top-2 directions
+        xy = (centred @ v[:2].T).numpy()
+        for k, name_k in enumerate(classes):
+            mask = (labels == k).numpy()
+            ax.scatter(xy[mask, 0], xy[mask, 1], s=8, label=name_k)
+        ax.set_title(f"{name} features (PCA)")
+    axes[0].legend(fontsize=7, markerscale=2)
+    fig.suptitle(label)
+    fig.tight_layout()
+    outputs.append(out_dir / f"{label}_embedding.png")
+    fig.savefig(outputs[-1], dpi=110)
+    plt.close(fig)
+    return outputs
+
+
+def plot_runs(run_dirs, out_dir=None):
+    run_dirs = [Path(d) for d in run_dirs]
+    out_dir = Path(out_dir) if out_dir else run_dirs[0] / "plots"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runs = [(d.name, read_metrics(d)) for d in run_dirs]
+    written = [
+        per_modality_figure(runs, "test accuracy (%)", [("test_acc", "fused"), ("test_acc_a", "audio"),
+                                                       ("test_acc_v", "visual")], "accuracy (%)", out_dir / "accuracy.png"),
+        per_modality_figure(runs, "mean ground-truth logit (test)", [("test_gt_logit_a", "audio"),
+                                                                     ("test_gt_logit_v", "visual")], "logit",
+                            out_dir / "gt_logits.png"),
+        per_modality_figure(runs, "classifier weight norm", [("weight_norm_a", "audio"), ("weight_norm_v", "visual")],
+                            "mean row norm", out_dir / "weight_norms.png"),
+        per_modality_figure(runs, "angle to class centre / class weight (test, mean +- std)",
+                            [("test_angle_centre_a", "audio to centre"), ("test_angle_centre_v", "visual to centre"),
+                             ("test_angle_weight_a", "audio to weight"), ("test_angle_weight_v", "visual to weight")],
+                            "degrees", out_dir / "angles.png",
+                            std_keys={k: k.replace("angle_centre", "angle_centre_std").replace("angle_weight", "angle_weight_std")
+                                      for k in ("test_angle_centre_a", "test_angle_centre_v",
+                                                "test_angle_weight_a", "test_angle_weight_v")}),
+    ]
+    for d in run_dirs:
+        if (d / "features_best.pt").is_file():
+            written += feature_figures(d.name, d / "features_best.pt", out_dir)
+    return written
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dirs", nargs="+")
+    parser.add_argument("--out", default=None, help="folder for the PNGs (default: FIRST_RUN/plots)")
+    args = parser.parse_args(argv)
+    for path in plot_runs(args.run_dirs, args.out):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from dataset import CremadDataset, DataError, load_splits, resolve_class_list, resolve_frames_dir
 from dataset.splits import write_split
-from utils.args import add_model_args, add_run_args, add_speed_args, add_training_args, str2bool
+from utils.args import add_method_args, add_model_args, add_run_args, add_speed_args, add_training_args, str2bool
 from utils.cli import run_main
 from utils.runner import DataSource, Datasets
 
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--skip_missing", type=str2bool, default=False, metavar="BOOL",
                    help="skip listed clips whose wav or frames are missing (and say how many) instead of stopping")
     add_model_args(parser)
+    add_method_args(parser)
     add_training_args(parser, epochs=100, batch_size=32)
     add_run_args(parser)
     add_speed_args(parser)

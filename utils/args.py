@@ -4,6 +4,8 @@ from typing import Sequence, Set
 
 from models import FUSIONS
 
+from .methods import METHODS
+
 TRUE_WORDS = {"true", "t", "1", "yes", "y", "on"}
 FALSE_WORDS = {"false", "f", "0", "no", "n", "off"}
 
@@ -31,6 +33,17 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                    help="MMCosine scale s (paper default 10)")
     g.add_argument("--audio_pretrain", default=None, help="audio encoder weights to start from (.pt)")
     g.add_argument("--visual_pretrain", default=None, help="visual encoder weights to start from (.pt)")
+
+
+def add_method_args(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("balancing method (combinable with --mmcosine)")
+    g.add_argument("--method", choices=sorted(METHODS), default="joint",
+                   help="joint: plain joint training; ogm / ogm_ge: gradient modulation; mslr: per-encoder learning rates")
+    g.add_argument("--alpha", type=float, default=0.8, help="OGM modulation strength (0.8 suggested for CREMA-D)")
+    g.add_argument("--modulation_starts", type=int, default=1, help="first epoch OGM modulates (1-based)")
+    g.add_argument("--modulation_ends", type=int, default=50, help="last epoch OGM modulates (included)")
+    g.add_argument("--mslr_audio_scale", type=float, default=1.0, help="MSLR: audio encoder lr = learning_rate x this")
+    g.add_argument("--mslr_visual_scale", type=float, default=1.0, help="MSLR: visual encoder lr = learning_rate x this")
 
 
 def add_training_args(parser: argparse.ArgumentParser, epochs: int = 100, batch_size: int = 32) -> None:

@@ -40,11 +40,12 @@ def build_model(args, n_classes: int) -> AVClassifier:
     return AVClassifier(n_classes, fusion=args.fusion_method, mmcosine=args.mmcosine, scaling=args.scaling)
 
 
-def build_optimizer(args, model):
+def build_optimizer(args, param_groups):
+    """SGD (momentum) or Adam over the method's parameter groups (groups may carry their own lr)."""
     if args.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=args.learning_rate, momentum=args.momentum,
+        return torch.optim.SGD(param_groups, lr=args.learning_rate, momentum=args.momentum,
                                weight_decay=args.weight_decay)
-    return torch.optim.Adam(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+    return torch.optim.Adam(param_groups, lr=args.learning_rate, weight_decay=args.weight_decay)
 
 
 def prepare_model(model, device: torch.device, channels_last: bool, compile_model: bool,

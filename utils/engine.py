@@ -4,7 +4,6 @@ import math
 from typing import Dict, Tuple
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from dataset.visual import frames_to_model_input
@@ -26,8 +25,10 @@ def to_device(batch, device, channels_last: bool = False):
     return audio, visual, labels
 
 
-def train_one_epoch(model, loader, optimizer, precision, device, epoch: int, show_progress: bool = True,
-                    channels_last: bool = False) -> Dict[str, float]:
+def train_one_epoch(model, loader, optimizer, precision, device, epoch: int, method, raw_model,
+                    show_progress: bool = True, channels_last: bool = False) -> Dict[str, float]:
+    """`method` supplies the loss and the between-backward-and-step hook; `raw_model` is the
+    unwrapped model whose parameters the hook may touch."""
     model.train()
     meter = EpochMeter()
     bar = tqdm(loader, desc=f"train {epoch}", leave=False, dynamic_ncols=True, disable=not show_progress)
@@ -35,13 +36,13 @@ def train_one_epoch(model, loader, optimizer, precision, device, epoch: int, sho
         audio, visual, labels = to_device(batch, device, channels_last)
         with precision.autocast():
             out = model(audio, visual)
-        loss = F.cross_entropy(out.logits.float(), labels)
+        loss = method.loss(out, labels, epoch)
         loss_value = loss.item()
         if not math.isfinite(loss_value):
             raise FloatingPointError(f"non-finite loss ({loss_value}) at epoch {epoch}, step {step}: "
                                      "lower --learning_rate (or --scaling); the last good checkpoint is last.pt")
-        precision.backward_step(loss, optimizer)
-        meter.update(out, labels)
+        extras = precision.backward_step(loss, optimizer, lambda: method.before_step(raw_model, out, labels, epoch))
+        meter.update(out, labels, extras)
         bar.set_postfix(loss=f"{loss_value:.3f}")
     return meter.result()
 

@@ -70,8 +70,13 @@ class EpochMeter:
         self.sums = self.confusion = None
         self.count = 0
         self.kept = []
+        self.extras, self.steps = {}, 0
 
-    def update(self, out, labels: torch.Tensor) -> None:
+    def update(self, out, labels: torch.Tensor, extras: Optional[Dict[str, float]] = None) -> None:
+        """`extras`: per-step numbers from a method (e.g. OGM coefficients), averaged over steps."""
+        self.steps += 1
+        for key, value in (extras or {}).items():
+            self.extras[key] = self.extras.get(key, 0.0) + value
         sums = batch_sums(out, labels)
         n_classes = out.logits.shape[1]
         with torch.no_grad():
@@ -110,6 +115,8 @@ class EpochMeter:
         for head, conf in zip(HEADS, confusion):
             stats[f"f1{head}"] = macro_f1(conf)
         stats["count"] = count
+        for key, total in self.extras.items():  # identical on every process: the methods reduce first
+            stats[key] = total / max(self.steps, 1)
         features = self.features()
         if weights is not None and features:
             for suffix, weight in zip(("_a", "_v"), weights):

@@ -21,6 +21,7 @@ from .caching import attach_caches
 from .checkpoint import check_compatible, load_checkpoint, load_encoder_weights, save_atomic
 from .engine import evaluate, train_one_epoch
 from .logger import RunLogger
+from .methods import build_method
 from .metrics import classifier_weight_norms
 from .precision import Precision
 from .sampling import SeededSampler, make_loader
@@ -97,8 +98,9 @@ def save_features(path: Path, features: dict, model, classes) -> None:
 
 def default_run_dir(args, source: DataSource) -> Path:
     head = "mmcosine-s{:g}".format(args.scaling) if args.mmcosine else "baseline"
+    method = "" if args.method == "joint" else f"{args.method}-"
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / source.name / f"{args.fusion_method}-{head}-seed{args.random_seed}-{stamp}"
+    return Path("runs") / source.name / f"{method}{args.fusion_method}-{head}-seed{args.random_seed}-{stamp}"
 
 
 def prepare_run_dir(args, source: DataSource) -> Path:
@@ -143,7 +145,8 @@ def train(args, source: DataSource, dist_device=None) -> dict:
         check_compatible(config, resume_state["model_config"], Path(args.resume) / "last.pt")
         model.load_state_dict(resume_state["model"])
     model, train_model, eval_model = prepare_model(model, device, args.channels_last, args.compile, args.compile_mode)
-    optimizer = build_optimizer(args, model)
+    method = build_method(args)
+    optimizer = build_optimizer(args, method.param_groups(model))
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, args.lr_decay_step, args.lr_decay_ratio)
     precision = Precision(args.amp, device)
     start_epoch, best = 1, {"acc": -1.0, "epoch": 0}
@@ -151,6 +154,7 @@ def train(args, source: DataSource, dist_device=None) -> dict:
         optimizer.load_state_dict(resume_state["optimizer"])
         scheduler.load_state_dict(resume_state["scheduler"])
         precision.scaler.load_state_dict(resume_state.get("scaler", {}))
+        method.load_state_dict(resume_state.get("method", {}))
         start_epoch, best = resume_state["epoch"] + 1, resume_state["best"]
         say(f"resuming {run_dir} at epoch {start_epoch}")
 
@@ -168,10 +172,11 @@ def train(args, source: DataSource, dist_device=None) -> dict:
         for epoch in range(start_epoch, args.epochs + 1):
             train_sampler.set_epoch(epoch)
             torch.manual_seed(epoch_seed(args.random_seed, epoch))
-            lr = optimizer.param_groups[0]["lr"]
+            lrs = {f"lr_{g['name']}" if "name" in g else "lr": g["lr"] for g in optimizer.param_groups}
+            method.start_epoch(epoch, model)
             started = time.perf_counter()
-            train_stats = train_one_epoch(train_model, train_loader, optimizer, precision, device, epoch, show,
-                                          args.channels_last)
+            train_stats = train_one_epoch(train_model, train_loader, optimizer, precision, device, epoch, method,
+                                          model, show, args.channels_last)
             train_stats["seconds"] = time.perf_counter() - started
             scheduler.step()
             started = time.perf_counter()
@@ -183,8 +188,8 @@ def train(args, source: DataSource, dist_device=None) -> dict:
             if main:
                 state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                          "scheduler": scheduler.state_dict(), "scaler": precision.scaler.state_dict(),
-                         "epoch": epoch, "best": best, "model_config": config, "args": vars(args),
-                         "dataset": source.name}
+                         "method": method.state_dict(), "epoch": epoch, "best": best, "model_config": config,
+                         "args": vars(args), "dataset": source.name}
                 if best["epoch"] == epoch:
                     save_atomic(state, run_dir / "best.pt")
                 save_atomic(state, run_dir / "last.pt")
@@ -192,7 +197,7 @@ def train(args, source: DataSource, dist_device=None) -> dict:
                     save_features(run_dir / "features_last.pt", features, model, data.classes)
                     if best["epoch"] == epoch:
                         save_features(run_dir / "features_best.pt", features, model, data.classes)
-                record = {"lr": lr, **{f"train_{k}": v for k, v in train_stats.items()},
+                record = {**lrs, **{f"train_{k}": v for k, v in train_stats.items()},
                           **{f"test_{k}": v for k, v in test_stats.items()},
                           **classifier_weight_norms(model), "best_acc": best["acc"], "best_epoch": best["epoch"]}
                 logger.log_epoch(epoch, record)

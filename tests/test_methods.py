@@ -1,0 +1,103 @@
+"""Balancing methods: each mechanism checked on a real model, and each trains from the command line."""
+import json
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import main_CD
+from conftest import TINY_FLAGS
+from models import AVClassifier
+from utils.methods import METHODS, build_method
+from utils.methods.ogm import modulation_coefficients
+
+
+def method_args(**kw):
+    base = dict(method="joint", alpha=0.8, modulation_starts=1, modulation_ends=50, learning_rate=0.01,
+                mslr_audio_scale=1.0, mslr_visual_scale=1.0)
+    return SimpleNamespace(**{**base, **kw})
+
+
+def test_ogm_coefficient_formula():
+    labels = torch.tensor([0, 1])
+    # audio puts 0.9 on the true class, visual 0.3 (three classes): audio dominates.
+    logits_a = torch.log(torch.tensor([[0.9, 0.05, 0.05], [0.05, 0.9, 0.05]]))
+    logits_v = torch.log(torch.tensor([[0.3, 0.35, 0.35], [0.35, 0.3, 0.35]]))
+    coeff_a, coeff_v = modulation_coefficients(logits_a, logits_v, labels, alpha=0.5)
+    assert coeff_v == 1.0
+    assert coeff_a == pytest.approx(1 - math.tanh(0.5 * (1.8 / 0.6 - 1)))
+    assert modulation_coefficients(logits_v, logits_a, labels, alpha=0.5) == pytest.approx((1.0, coeff_a))
+
+
+def grads_after_backward(model, audio, visual, labels):
+    model.zero_grad()
+    out = model(audio, visual)
+    F.cross_entropy(out.logits, labels).backward()
+    return out, {n: p.grad.clone() for n, p in model.named_parameters()}
+
+
+@pytest.fixture
+def model_and_batch():
+    torch.manual_seed(0)
+    model = AVClassifier(3, "concat", mmcosine=False)
+    return model, torch.randn(4, 1, 64, 48), torch.randn(4, 3, 1, 32, 32), torch.tensor([0, 1, 2, 0])
+
+
+def test_ogm_scales_only_the_dominant_encoder(model_and_batch):
+    model, audio, visual, labels = model_and_batch
+    out, plain = grads_after_backward(model, audio, visual, labels)
+    coeff_a, coeff_v = modulation_coefficients(out.logits_a, out.logits_v, labels, 0.8)
+    logged = build_method(method_args(method="ogm")).before_step(model, out, labels, epoch=3)
+    assert logged == {"coeff_a": coeff_a, "coeff_v": coeff_v} and min(coeff_a, coeff_v) < 1.0
+    for name, p in model.named_parameters():
+        factor = coeff_a if name.startswith("audio_encoder") else coeff_v if name.startswith("visual_encoder") else 1.0
+        assert torch.allclose(p.grad, plain[name] * factor, atol=1e-7), name
+
+
+def test_ogm_is_inactive_outside_its_epochs(model_and_batch):
+    model, audio, visual, labels = model_and_batch
+    out, plain = grads_after_backward(model, audio, visual, labels)
+    method = build_method(method_args(method="ogm", modulation_starts=2, modulation_ends=4))
+    assert method.before_step(model, out, labels, epoch=5) == {"coeff_a": 1.0, "coeff_v": 1.0}
+    assert all(torch.equal(p.grad, plain[n]) for n, p in model.named_parameters())
+
+
+def test_ogm_ge_adds_noise_of_the_gradient_std(model_and_batch):
+    model, audio, visual, labels = model_and_batch
+    out, plain = grads_after_backward(model, audio, visual, labels)
+    torch.manual_seed(5)
+    logged = build_method(method_args(method="ogm_ge")).before_step(model, out, labels, epoch=1)
+    dominant = "audio_encoder" if logged["coeff_a"] < 1 else "visual_encoder"
+    coeff = min(logged.values())
+    weight = f"{dominant}.trunk.4.0.conv1.weight"
+    scaled = plain[weight] * coeff
+    noise = dict(model.named_parameters())[weight].grad - scaled
+    assert noise.std().item() == pytest.approx(scaled.std().item(), rel=0.1)
+    other = "visual_encoder" if dominant == "audio_encoder" else "audio_encoder"
+    assert torch.equal(dict(model.named_parameters())[f"{other}.trunk.4.0.conv1.weight"].grad,
+                       plain[f"{other}.trunk.4.0.conv1.weight"])
+
+
+def test_mslr_groups_carry_the_set_rates(model_and_batch):
+    model = model_and_batch[0]
+    groups = build_method(method_args(method="mslr", mslr_audio_scale=2.0, mslr_visual_scale=0.5)).param_groups(model)
+    rates = {g["name"]: g["lr"] for g in groups}
+    assert rates == {"audio_encoder": 0.02, "visual_encoder": 0.005, "fusion": 0.01}
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert sorted(ids) == sorted(id(p) for p in model.parameters())  # every parameter exactly once
+    assert {id(p) for p in groups[0]["params"]} == {id(p) for p in model.audio_encoder.parameters()}
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("mmcosine", ["False", "True"])
+def test_every_method_trains_from_the_command_line(method, mmcosine, demo_root, tmp_path):
+    main_CD.main(["--train", "--data_root", str(demo_root), "--run_dir", str(tmp_path / "run"), "--epochs", "1",
+                  "--method", method, "--mmcosine", mmcosine, "--mslr_audio_scale", "0.5", *TINY_FLAGS])
+    row = json.loads((tmp_path / "run" / "metrics.jsonl").read_text())
+    assert math.isfinite(row["train_loss"]) and row["test_count"] == 6
+    if method.startswith("ogm"):
+        assert 0 < row["train_coeff_a"] <= 1 and 0 < row["train_coeff_v"] <= 1
+    if method == "mslr":
+        assert row["lr_audio_encoder"] == pytest.approx(0.005) and row["lr_fusion"] == pytest.approx(0.01)

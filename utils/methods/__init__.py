@@ -1,0 +1,10 @@
+"""Balancing methods, by the name --method takes."""
+from .base import Method
+from .mslr import MSLR
+from .ogm import OGM, OGMGE
+
+METHODS = {cls.name: cls for cls in (Method, OGM, OGMGE, MSLR)}
+
+
+def build_method(args) -> Method:
+    return METHODS[args.method](args)

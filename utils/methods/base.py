@@ -1,0 +1,41 @@
+"""The interface a balancing method implements. The engine calls these hooks and knows
+nothing else about methods; the joint-training baseline is this class itself."""
+from typing import Dict, List
+
+import torch
+import torch.nn.functional as F
+
+
+def encoder_params(model, modality: str) -> List[torch.nn.Parameter]:
+    encoder = model.audio_encoder if modality == "audio" else model.visual_encoder
+    return [p for p in encoder.parameters() if p.requires_grad]
+
+
+class Method:
+    """Joint training: cross-entropy on the fused logits, one learning rate, no gradient changes."""
+
+    name = "joint"
+
+    def __init__(self, args):
+        self.args = args
+
+    def param_groups(self, model) -> List[Dict]:
+        """Optimizer parameter groups (MSLR gives each encoder its own learning rate)."""
+        return [{"params": [p for p in model.parameters() if p.requires_grad]}]
+
+    def start_epoch(self, epoch: int, model) -> None:
+        """Called before each training epoch."""
+
+    def loss(self, out, labels: torch.Tensor, epoch: int) -> torch.Tensor:
+        return F.cross_entropy(out.logits.float(), labels)
+
+    def before_step(self, model, out, labels: torch.Tensor, epoch: int) -> Dict[str, float]:
+        """Called after backward (gradients unscaled) and before the optimizer step; may change
+        gradients. Returns numbers to average into the epoch's log (e.g. modulation coefficients)."""
+        return {}
+
+    def state_dict(self) -> Dict:
+        return {}
+
+    def load_state_dict(self, state: Dict) -> None:
+        pass

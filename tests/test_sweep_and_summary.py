@@ -1,0 +1,67 @@
+"""scripts/sweep.sh runs the grid end to end; scripts/summarize.py aggregates it correctly."""
+import csv
+import json
+import statistics
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, TINY_FLAGS
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import summarize  # noqa: E402
+
+
+def fake_run(root, name, method, fusion, mmcosine, scaling, seed, accs):
+    run = root / name
+    run.mkdir(parents=True)
+    (run / "args.json").write_text(json.dumps({"method": method, "fusion_method": fusion, "mmcosine": mmcosine,
+                                               "scaling": scaling, "random_seed": seed}))
+    (run / "metrics.jsonl").write_text("".join(
+        json.dumps({"epoch": e + 1, "test_acc": a, "test_acc_a": a / 2, "test_acc_v": a / 3, "test_f1": a - 1}) + "\n"
+        for e, a in enumerate(accs)))
+
+
+def test_summary_groups_seeds_and_takes_each_runs_best_epoch(tmp_path, capsys):
+    fake_run(tmp_path, "a0", "joint", "concat", True, 10.0, 0, [50, 70, 60])
+    fake_run(tmp_path, "a1", "joint", "concat", True, 10.0, 1, [40, 55, 80])
+    fake_run(tmp_path, "b0", "joint", "concat", True, 20.0, 0, [30, 35, 33])
+    fake_run(tmp_path, "c0", "joint", "concat", False, 10.0, 0, [45, 44, 43])
+    runs = summarize.main([str(tmp_path)])
+    out = capsys.readouterr().out
+    expected = f"{statistics.mean([70, 80]):.2f} ± {statistics.stdev([70, 80]):.2f}"
+    assert f"| joint | concat | yes | 10 | 0,1 | {expected} |" in out
+    assert f"| {statistics.mean([35, 40]):.2f} ± {statistics.stdev([35, 40]):.2f} |" in out  # audio at best epochs
+    assert "| joint | concat | no |  | 0 | 45.00 |" in out  # baseline: scaling plays no part
+    rows = list(csv.DictReader(open(tmp_path / "summary.csv")))
+    assert len(rows) == 4 and {r["best_epoch"] for r in rows if r["run"].endswith("a1")} == {"3"}
+    assert (tmp_path / "scaling.png").read_bytes()[:4] == b"\x89PNG"
+    assert len(runs) == 4
+
+
+def test_sweep_script_runs_the_grid_and_resumes(tmp_path, demo_root):
+    cmd = ["bash", "scripts/sweep.sh", "--out", str(tmp_path / "sweep"), "--mmcosine", "False True",
+           "--scalings", "5 10", "--", "--data_root", str(demo_root), "--epochs", "1", *TINY_FLAGS]
+    first = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    names = sorted(p.name for p in (tmp_path / "sweep").iterdir())
+    assert names == ["concat-joint-mmcosineFalse-seed0", "concat-joint-mmcosineTrue-s10-seed0",
+                     "concat-joint-mmcosineTrue-s5-seed0"]
+    args = json.loads((tmp_path / "sweep" / "concat-joint-mmcosineTrue-s5-seed0" / "args.json").read_text())
+    assert args["scaling"] == 5.0 and args["mmcosine"] is True
+    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and again.stdout.count(": resuming (") == 3
+    rows = [summarize.summarize_run(tmp_path / "sweep" / n) for n in names]
+    assert all(r["epochs"] == 1 for r in rows)
+
+
+def test_sweep_rejects_unknown_options():
+    proc = subprocess.run(["bash", "scripts/sweep.sh", "--scaling", "5"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2 and "unknown option --scaling" in proc.stderr
+
+
+@pytest.mark.parametrize("paths", [["nowhere"]])
+def test_summary_without_runs_is_one_clear_error(tmp_path, paths):
+    with pytest.raises(SystemExit, match="no run directories"):
+        summarize.main([str(tmp_path / p) for p in paths])

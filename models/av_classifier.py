@@ -33,13 +33,31 @@ class AVClassifier(nn.Module):
         self.visual_encoder = visual_encoder if visual_encoder is not None else VisualEncoder()
         # MMCosine has no bias; leaving it out also keeps every parameter in the loss (DDP-friendly).
         self.fusion = FUSIONS[fusion](n_classes, bias=not self.mmcosine)
+        self.modalities = ("audio", "visual")
+
+    def keep_only(self, modality: str) -> None:
+        """Uni-modal model with the same encoder and head: the other encoder is frozen and skipped,
+        its features replaced by zeros, so the fused logits depend on `modality` alone."""
+        dropped = self.visual_encoder if modality == "audio" else self.audio_encoder
+        for p in dropped.parameters():
+            p.requires_grad_(False)
+        self.modalities = (modality,)
+
+    def _encode(self, audio, visual):
+        if self.modalities == ("audio",):
+            a = self.audio_encoder(audio)
+            return a, a.new_zeros(a.shape)
+        if self.modalities == ("visual",):
+            v = self.visual_encoder(visual)
+            return v.new_zeros(v.shape), v
+        return self.audio_encoder(audio), self.visual_encoder(visual)
 
     def classifier_weights(self):
         """(W_a, W_v), each (n_classes, d): the rows that score each modality's features."""
         return self.fusion.classifier_weights()
 
     def forward(self, audio: torch.Tensor, visual: torch.Tensor) -> AVOutput:
-        feat_a, feat_v, fused = self.fusion(self.audio_encoder(audio), self.visual_encoder(visual))
+        feat_a, feat_v, fused = self.fusion(*self._encode(audio, visual))
         w_a, w_v = self.fusion.classifier_weights()
         if self.mmcosine:
             logits_a = cosine_logits(feat_a, w_a, self.scaling)

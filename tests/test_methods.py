@@ -101,3 +101,33 @@ def test_every_method_trains_from_the_command_line(method, mmcosine, demo_root, 
         assert 0 < row["train_coeff_a"] <= 1 and 0 < row["train_coeff_v"] <= 1
     if method == "mslr":
         assert row["lr_audio_encoder"] == pytest.approx(0.005) and row["lr_fusion"] == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("method,kept", [("audio_only", "audio"), ("visual_only", "visual")])
+def test_unimodal_baselines_ignore_the_other_modality(method, kept, model_and_batch):
+    model, audio, visual, labels = model_and_batch
+    build_method(method_args(method=method)).configure_model(model)
+    model.eval()
+    with torch.no_grad():
+        ref = model(audio, visual)
+        other = model(audio if kept == "visual" else torch.randn_like(audio),
+                      visual if kept == "audio" else torch.randn_like(visual))
+        same = model(audio * (kept == "audio") + torch.randn_like(audio) * (kept == "visual"),
+                     visual * (kept == "visual") + torch.randn_like(visual) * (kept == "audio"))
+    assert not torch.allclose(ref.logits, other.logits)  # the kept modality matters
+    assert torch.allclose(ref.logits, same.logits)       # the dropped one does not
+    model.train()
+    F.cross_entropy(model(audio, visual).logits, labels).backward()
+    dropped = model.visual_encoder if kept == "audio" else model.audio_encoder
+    assert all(p.grad is None and not p.requires_grad for p in dropped.parameters())
+    groups = build_method(method_args(method=method)).param_groups(model)
+    assert not {id(p) for p in dropped.parameters()} & {id(p) for g in groups for p in g["params"]}
+
+
+def test_a_unimodal_checkpoint_evaluates_as_trained(demo_root, tmp_path):
+    run = tmp_path / "audio"
+    main_CD.main(["--train", "--data_root", str(demo_root), "--run_dir", str(run), "--epochs", "1",
+                  "--method", "audio_only", *TINY_FLAGS])
+    logged = json.loads((run / "metrics.jsonl").read_text())
+    stats = main_CD.main(["--ckpt_path", str(run / "best.pt"), "--data_root", str(demo_root), *TINY_FLAGS])
+    assert stats["acc"] == pytest.approx(logged["test_acc"]) and stats["loss"] == pytest.approx(logged["test_loss"])

@@ -31,9 +31,9 @@ def fill_model_flags(args, ckpt_config: Optional[dict]) -> None:
             setattr(args, flag, ckpt_config[from_ckpt[flag]] if ckpt_config else default)
 
 
-def model_config(args, classes) -> dict:
+def model_config(args, classes, modalities=("audio", "visual")) -> dict:
     return {"n_classes": len(classes), "classes": list(classes), "fusion": args.fusion_method,
-            "mmcosine": bool(args.mmcosine), "scaling": float(args.scaling)}
+            "mmcosine": bool(args.mmcosine), "scaling": float(args.scaling), "modalities": list(modalities)}
 
 
 def build_model(args, n_classes: int) -> AVClassifier:

@@ -74,7 +74,10 @@ def evaluate_checkpoint(args, source: DataSource, dist_device=None) -> dict:
     data = source.build(args, False)
     attach_caches(data, args, source.name, not args.no_progress)
     model = build_model(args, len(data.classes))
-    check_compatible(model_config(args, data.classes), ckpt["model_config"], args.ckpt_path)
+    modalities = ckpt["model_config"].get("modalities", ["audio", "visual"])
+    if len(modalities) == 1:  # a uni-modal baseline's checkpoint
+        model.keep_only(modalities[0])
+    check_compatible(model_config(args, data.classes, modalities), ckpt["model_config"], args.ckpt_path)
     model.load_state_dict(ckpt["model"])
     device = resolve_device(args, dist_device)
     model, _, eval_model = prepare_model(model, device, args.channels_last, args.compile, args.compile_mode)
@@ -129,7 +132,6 @@ def train(args, source: DataSource, dist_device=None) -> dict:
     data = source.build(args, True)
     say(*data.notes)
     attach_caches(data, args, source.name, not args.no_progress)
-    config = model_config(args, data.classes)
     if main:
         for name, write in data.files.items():
             write(run_dir / name)
@@ -137,6 +139,9 @@ def train(args, source: DataSource, dist_device=None) -> dict:
 
     device = resolve_device(args, dist_device)
     model = build_model(args, len(data.classes))
+    method = build_method(args)
+    method.configure_model(model)
+    config = model_config(args, data.classes, model.modalities)
     for path, encoder, prefix in ((args.audio_pretrain, model.audio_encoder, "audio_encoder."),
                                   (args.visual_pretrain, model.visual_encoder, "visual_encoder.")):
         if path is not None and resume_state is None:
@@ -145,7 +150,6 @@ def train(args, source: DataSource, dist_device=None) -> dict:
         check_compatible(config, resume_state["model_config"], Path(args.resume) / "last.pt")
         model.load_state_dict(resume_state["model"])
     model, train_model, eval_model = prepare_model(model, device, args.channels_last, args.compile, args.compile_mode)
-    method = build_method(args)
     optimizer = build_optimizer(args, method.param_groups(model))
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, args.lr_decay_step, args.lr_decay_ratio)
     precision = Precision(args.amp, device)

@@ -2,8 +2,9 @@
 from .base import Method
 from .mslr import MSLR
 from .ogm import OGM, OGMGE
+from .unimodal import AudioOnly, VisualOnly
 
-METHODS = {cls.name: cls for cls in (Method, OGM, OGMGE, MSLR)}
+METHODS = {cls.name: cls for cls in (Method, AudioOnly, VisualOnly, OGM, OGMGE, MSLR)}
 
 
 def build_method(args) -> Method:

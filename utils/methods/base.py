@@ -19,6 +19,9 @@ class Method:
     def __init__(self, args):
         self.args = args
 
+    def configure_model(self, model) -> None:
+        """Called once on the fresh model, before weights are loaded and the optimizer is built."""
+
     def param_groups(self, model) -> List[Dict]:
         """Optimizer parameter groups (MSLR gives each encoder its own learning rate)."""
         return [{"params": [p for p in model.parameters() if p.requires_grad]}]

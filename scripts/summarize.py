@@ -45,10 +45,10 @@ def summarize_run(run_dir: Path) -> dict:
             "f1": best.get("test_f1")}
 
 
-def mean_std(values):
+def mean_std(values, digits: int = 2):
     if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def group_key(run):
@@ -67,7 +67,7 @@ def markdown_table(runs) -> str:
         lines.append(f"| {method} | {fusion} | {'yes' if mmcosine else 'no'} | {'' if scaling is None else f'{scaling:g}'} "
                      f"| {','.join(str(r['seed']) for r in g)} | {mean_std([r['acc'] for r in g])} "
                      f"| {mean_std([r['acc_a'] for r in g])} | {mean_std([r['acc_v'] for r in g])} "
-                     f"| {mean_std([r['best_epoch'] for r in g])} |")
+                     f"| {mean_std([r['best_epoch'] for r in g], digits=0 if len(g) == 1 else 1)} |")
     return "\n".join(lines)
 
 

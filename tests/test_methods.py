@@ -131,3 +131,60 @@ def test_a_unimodal_checkpoint_evaluates_as_trained(demo_root, tmp_path):
     logged = json.loads((run / "metrics.jsonl").read_text())
     stats = main_CD.main(["--ckpt_path", str(run / "best.pt"), "--data_root", str(demo_root), *TINY_FLAGS])
     assert stats["acc"] == pytest.approx(logged["test_acc"]) and stats["loss"] == pytest.approx(logged["test_loss"])
+
+
+def test_gblending_weights_follow_the_ratio():
+    from utils.methods.gblending import blending_weights
+    previous = {"": (1.0, 1.2), "_a": (1.0, 1.1), "_v": (1.5, 1.6)}
+    current = {"": (0.5, 0.9), "_a": (0.2, 1.2), "_v": (1.2, 1.4)}
+    # gains: 0.3, -0.1 (none), 0.2; overfitting changes: 0.2, 0.9, 0.1
+    raw = {"": 0.3 / 0.04, "_a": 0.0, "_v": 0.2 / 0.01}
+    weights = blending_weights(previous, current)
+    assert weights == pytest.approx({k: v / sum(raw.values()) for k, v in raw.items()}, rel=1e-6)
+    assert blending_weights(previous, {k: (t, v + 1) for k, (t, v) in previous.items()}) is None
+
+
+class EchoDataset:
+    """Returns the key it is asked for."""
+
+    def __len__(self):
+        return 20
+
+    def __getitem__(self, key):
+        return key
+
+
+def test_gblending_holds_out_part_of_the_train_split():
+    from utils.methods.gblending import GBlending
+    ds = EchoDataset()
+    method = GBlending(method_args(method="gblending", gb_holdout=0.2, gb_every=2))
+    train, held = method.split_train(ds, seed=3)
+    assert len(held) == 4 and len(train) == 16
+    assert not set(train.indices) & set(held.indices) and set(train.indices) | set(held.indices) == set(range(20))
+    assert train[(0, 7)] == (train.indices[0], 7) and train[1] == train.indices[1]  # seeds pass through
+    assert GBlending(method_args(gb_holdout=0.2)).split_train(ds, seed=3)[1].indices == held.indices
+
+
+def test_gblending_loss_is_the_weighted_sum_of_head_losses(model_and_batch):
+    from utils.methods.gblending import GBlending
+    model, audio, visual, labels = model_and_batch
+    method = GBlending(method_args(method="gblending"))
+    method.weights = {"": 0.5, "_a": 0.3, "_v": 0.2}
+    out = model(audio, visual)
+    expected = (0.5 * F.cross_entropy(out.logits, labels) + 0.3 * F.cross_entropy(out.logits_a, labels)
+                + 0.2 * F.cross_entropy(out.logits_v, labels))
+    assert method.loss(out, labels, 1).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_gblending_reestimates_from_measurements(demo_root, tmp_path):
+    main_CD.main(["--train", "--data_root", str(demo_root), "--run_dir", str(tmp_path / "gb"), "--epochs", "3",
+                  "--method", "gblending", "--gb_every", "1", "--gb_holdout", "0.2", *TINY_FLAGS])
+    rows = [json.loads(l) for l in (tmp_path / "gb" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[0]["train_count"] == 14  # 18 train clips, round(0.2 * 18) = 4 held out
+    first = [rows[0][f"train_gb_weight{k}"] for k in ("_fused", "_a", "_v")]
+    assert first == pytest.approx([1 / 3] * 3)
+    for row in rows:
+        assert sum(row[f"train_gb_weight{k}"] for k in ("_fused", "_a", "_v")) == pytest.approx(1.0)
+    # The measurements were taken and are kept for an exact resume.
+    state = torch.load(tmp_path / "gb" / "last.pt", weights_only=True)["method"]
+    assert set(state["previous"]) == {"", "_a", "_v"} and all(len(v) == 2 for v in state["previous"].values())

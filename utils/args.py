@@ -38,10 +38,14 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
 def add_method_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("balancing method (combinable with --mmcosine)")
     g.add_argument("--method", choices=sorted(METHODS), default="joint",
-                   help="joint: plain joint training; ogm / ogm_ge: gradient modulation; mslr: per-encoder learning rates")
+                   help="joint: plain joint training; audio_only / visual_only: uni-modal baselines; ogm / ogm_ge: "
+                        "gradient modulation; gblending: loss weights per head; mslr: per-encoder learning rates")
     g.add_argument("--alpha", type=float, default=0.8, help="OGM modulation strength (0.8 suggested for CREMA-D)")
     g.add_argument("--modulation_starts", type=int, default=1, help="first epoch OGM modulates (1-based)")
     g.add_argument("--modulation_ends", type=int, default=50, help="last epoch OGM modulates (included)")
+    g.add_argument("--gb_holdout", type=float, default=0.1,
+                   help="G-Blending: fraction of the train split held out to measure generalisation")
+    g.add_argument("--gb_every", type=int, default=5, help="G-Blending: re-estimate the loss weights every N epochs")
     g.add_argument("--mslr_audio_scale", type=float, default=1.0, help="MSLR: audio encoder lr = learning_rate x this")
     g.add_argument("--mslr_visual_scale", type=float, default=1.0, help="MSLR: visual encoder lr = learning_rate x this")
 

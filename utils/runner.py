@@ -60,10 +60,10 @@ def per_process_batch(args) -> int:
     return args.batch_size // n
 
 
-def test_loader(args, data, device):
-    # Each process takes every N-th clip, no padding: reduced sums cover the test set exactly once.
-    shard = list(range(distributed.rank(), len(data.test), distributed.world_size()))
-    return make_loader(data.test, per_process_batch(args), shard, args.num_workers, device.type == "cuda")
+def eval_loader_for(args, dataset, device):
+    # Each process takes every N-th clip, no padding: reduced sums cover the set exactly once.
+    shard = list(range(distributed.rank(), len(dataset), distributed.world_size()))
+    return make_loader(dataset, per_process_batch(args), shard, args.num_workers, device.type == "cuda")
 
 
 def evaluate_checkpoint(args, source: DataSource, dist_device=None) -> dict:
@@ -81,7 +81,7 @@ def evaluate_checkpoint(args, source: DataSource, dist_device=None) -> dict:
     model.load_state_dict(ckpt["model"])
     device = resolve_device(args, dist_device)
     model, _, eval_model = prepare_model(model, device, args.channels_last, args.compile, args.compile_mode)
-    stats, features = evaluate(eval_model, test_loader(args, data, device), device, Precision(args.amp, device),
+    stats, features = evaluate(eval_model, eval_loader_for(args, data.test, device), device, Precision(args.amp, device),
                                show_progress=not args.no_progress and distributed.is_main_process(),
                                channels_last=args.channels_last, weights=model.classifier_weights())
     say(format_stats(f"{args.ckpt_path} (epoch {ckpt['epoch']}) test", stats))
@@ -141,6 +141,7 @@ def train(args, source: DataSource, dist_device=None) -> dict:
     model = build_model(args, len(data.classes))
     method = build_method(args)
     method.configure_model(model)
+    data.train, holdout = method.split_train(data.train, args.random_seed)
     config = model_config(args, data.classes, model.modalities)
     for path, encoder, prefix in ((args.audio_pretrain, model.audio_encoder, "audio_encoder."),
                                   (args.visual_pretrain, model.visual_encoder, "visual_encoder.")):
@@ -166,11 +167,14 @@ def train(args, source: DataSource, dist_device=None) -> dict:
                                   num_replicas=distributed.world_size(), rank=distributed.rank())
     train_loader = make_loader(data.train, per_process_batch(args), train_sampler, args.num_workers,
                                device.type == "cuda", train=True)
-    eval_loader = test_loader(args, data, device)
+    eval_loader = eval_loader_for(args, data.test, device)
+    method.measure = lambda dataset: evaluate(eval_model, eval_loader_for(args, dataset, device), device, precision,
+                                              False, args.channels_last)[0]
     logger = RunLogger(run_dir, args.use_tensorboard, args.tensorboard_path,
                        resume_from_epoch=start_epoch if resume_state else None) if main else None
     show = not args.no_progress and main
-    say(f"run directory: {run_dir}  ({len(data.train)} train / {len(data.test)} test clips, device {device}, "
+    held = f" + {len(holdout)} held out" if holdout is not None else ""
+    say(f"run directory: {run_dir}  ({len(data.train)} train{held} / {len(data.test)} test clips, device {device}, "
         f"{distributed.world_size()} process(es))")
     try:
         for epoch in range(start_epoch, args.epochs + 1):

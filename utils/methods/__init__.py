@@ -1,10 +1,11 @@
 """Balancing methods, by the name --method takes."""
 from .base import Method
+from .gblending import GBlending
 from .mslr import MSLR
 from .ogm import OGM, OGMGE
 from .unimodal import AudioOnly, VisualOnly
 
-METHODS = {cls.name: cls for cls in (Method, AudioOnly, VisualOnly, OGM, OGMGE, MSLR)}
+METHODS = {cls.name: cls for cls in (Method, AudioOnly, VisualOnly, OGM, OGMGE, GBlending, MSLR)}
 
 
 def build_method(args) -> Method:

@@ -18,6 +18,11 @@ class Method:
 
     def __init__(self, args):
         self.args = args
+        self.measure = None
+
+    def split_train(self, train, seed: int):
+        """(clips to train on, held-out clips or None). Methods that need a validation set hold one out."""
+        return train, None
 
     def configure_model(self, model) -> None:
         """Called once on the fresh model, before weights are loaded and the optimizer is built."""
@@ -27,7 +32,8 @@ class Method:
         return [{"params": [p for p in model.parameters() if p.requires_grad]}]
 
     def start_epoch(self, epoch: int, model) -> None:
-        """Called before each training epoch."""
+        """Called before each training epoch. `self.measure(dataset)`, set by the runner, evaluates
+        the model on a dataset and returns its statistics (losses per head, accuracies)."""
 
     def loss(self, out, labels: torch.Tensor, epoch: int) -> torch.Tensor:
         return F.cross_entropy(out.logits.float(), labels)

@@ -1,0 +1,87 @@
+"""Gradient-Blending (Wang, Tran, Feiszli, CVPR 2020): the loss is a weighted sum of the fused
+head's and each modality's own cross-entropy, with weights from each head's
+overfitting-to-generalisation ratio.
+
+A held-out part of the training split (--gb_holdout, never trained on) stands in for the
+validation set. Every --gb_every epochs each head k's mean loss is measured on the held-out
+clips (V) and on as many training clips (T); between two measurements n and n+N,
+    generalisation gain  G_k = V_k(n) - V_k(n+N),   overfitting change  O_k = (V-T)_k(n+N) - (V-T)_k(n),
+and the weights are w_k = G_k / O_k^2, normalised to sum to 1 (a head that did not generalise,
+G_k <= 0, gets weight 0; if none did, the weights stay). Until the second measurement all heads weigh 1/3.
+"""
+import random
+
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from .base import Method
+
+HEADS = ("", "_a", "_v")  # fused, audio, visual: suffixes of the logged losses
+
+
+class KeyedSubset(Dataset):
+    """A subset of one of our datasets whose keys may be (index, augmentation seed) pairs."""
+
+    def __init__(self, dataset, indices):
+        self.dataset, self.indices = dataset, list(indices)
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple):
+            return self.dataset[(self.indices[key[0]], key[1])]
+        return self.dataset[self.indices[key]]
+
+
+def blending_weights(previous, current, eps: float = 1e-8):
+    """previous / current: {head: (train_loss, holdout_loss)}. Returns {head: weight} or None."""
+    raw = {}
+    for head in HEADS:
+        (t0, v0), (t1, v1) = previous[head], current[head]
+        gain = v0 - v1
+        overfit = (v1 - t1) - (v0 - t0)
+        raw[head] = max(gain, 0.0) / (overfit * overfit + eps)
+    total = sum(raw.values())
+    return {head: value / total for head, value in raw.items()} if total > 0 else None
+
+
+class GBlending(Method):
+    name = "gblending"
+
+    def __init__(self, args):
+        super().__init__(args)
+        self.weights = {head: 1 / 3 for head in HEADS}
+        self.previous = None
+
+    def split_train(self, train, seed: int):
+        """(clips to train on, held-out clips); deterministic in the seed."""
+        order = list(range(len(train)))
+        random.Random(seed).shuffle(order)
+        n_hold = max(1, int(round(len(train) * self.args.gb_holdout)))
+        self.holdout = KeyedSubset(train, sorted(order[:n_hold]))
+        self.train_probe = KeyedSubset(train, sorted(order[n_hold:2 * n_hold]))
+        return KeyedSubset(train, sorted(order[n_hold:])), self.holdout
+
+    def start_epoch(self, epoch, model):
+        if self.measure is None or (epoch - 1) % self.args.gb_every:
+            return
+        t, v = self.measure(self.train_probe), self.measure(self.holdout)
+        current = {head: (t[f"loss{head}"], v[f"loss{head}"]) for head in HEADS}
+        if self.previous is not None:
+            self.weights = blending_weights(self.previous, current) or self.weights
+        self.previous = current
+
+    def loss(self, out, labels, epoch):
+        return sum(self.weights[head] * F.cross_entropy(logits.float(), labels)
+                   for head, logits in zip(HEADS, (out.logits, out.logits_a, out.logits_v)))
+
+    def before_step(self, model, out, labels, epoch):
+        return {f"gb_weight{head or '_fused'}": w for head, w in self.weights.items()}
+
+    def state_dict(self):
+        return {"weights": self.weights, "previous": self.previous}
+
+    def load_state_dict(self, state):
+        self.weights = state.get("weights", self.weights)
+        self.previous = state.get("previous")

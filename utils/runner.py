@@ -99,6 +99,15 @@ def save_features(path: Path, features: dict, model, classes) -> None:
                  "classes": list(classes)}, path)
 
 
+def save_epoch_files(run_dir: Path, state: dict, is_best: bool, features, model, classes) -> None:
+    """last.pt (and best.pt on a new best), plus the matching feature files when features are given."""
+    names = ["last", "best"] if is_best else ["last"]
+    for name in names:
+        save_atomic(state, run_dir / f"{name}.pt")
+        if features is not None:
+            save_features(run_dir / f"features_{name}.pt", features, model, classes)
+
+
 def default_run_dir(args, source: DataSource) -> Path:
     head = "mmcosine-s{:g}".format(args.scaling) if args.mmcosine else "baseline"
     method = "" if args.method == "joint" else f"{args.method}-"
@@ -198,13 +207,8 @@ def train(args, source: DataSource, dist_device=None) -> dict:
                          "scheduler": scheduler.state_dict(), "scaler": precision.scaler.state_dict(),
                          "method": method.state_dict(), "epoch": epoch, "best": best, "model_config": config,
                          "args": vars(args), "dataset": source.name}
-                if best["epoch"] == epoch:
-                    save_atomic(state, run_dir / "best.pt")
-                save_atomic(state, run_dir / "last.pt")
-                if args.save_features:
-                    save_features(run_dir / "features_last.pt", features, model, data.classes)
-                    if best["epoch"] == epoch:
-                        save_features(run_dir / "features_best.pt", features, model, data.classes)
+                save_epoch_files(run_dir, state, best["epoch"] == epoch, features if args.save_features else None,
+                                 model, data.classes)
                 record = {**lrs, **{f"train_{k}": v for k, v in train_stats.items()},
                           **{f"test_{k}": v for k, v in test_stats.items()},
                           **classifier_weight_norms(model), "best_acc": best["acc"], "best_epoch": best["epoch"]}

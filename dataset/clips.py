@@ -1,0 +1,83 @@
+"""The reader shared by the datasets whose clips are a wav file plus extracted frames
+(CREMA-D, SSW60): listing, missing-file checks, decoding, caching and transforms."""
+from pathlib import Path
+from typing import List, Sequence, Tuple
+
+import torch
+from torch.utils.data import Dataset
+
+from .audio import SAMPLE_RATE, audio_features
+from .cache import file_stamp
+from .errors import DataError
+from .visual import IMAGE_SUFFIXES, frame_transform, list_frames, pick_evenly, read_frames
+
+
+class AVClipDataset(Dataset):
+    """Clips with one wav (`audio_dir/<clip>.wav`) and frames (`frames_dir/<clip>/*.jpg`, or
+    `frames_dir/<clip>.jpg`). Items are (audio (1, 257, frames) float, visual (3, T, S, S) uint8,
+    label). Keys are (index, augmentation seed). With `cache` set, decoded inputs come from it."""
+
+    def __init__(self, audio_dir, frames_dir, samples: Sequence[Tuple[str, int]], train: bool,
+                 image_size: int = 224, num_frames: int = 1, audio_seconds: float = 3.0,
+                 skip_missing: bool = False, split_name: str = "split"):
+        self.audio_dir = Path(audio_dir)
+        self.frames_dir = Path(frames_dir)
+        self.num_frames = num_frames
+        self.audio_seconds = audio_seconds
+        self.transform = frame_transform(train, image_size)
+        self.cache = None
+        self.items, missing = [], []
+        for clip, label in samples:
+            wav = self.audio_dir / f"{clip}.wav"
+            frames = self._frame_paths(clip)
+            if not wav.is_file() or not frames:
+                missing.append(clip)
+                continue
+            self.items.append((clip, label, wav, frames))
+        self.n_skipped = len(missing)
+        if missing and not skip_missing:
+            raise DataError(f"{len(missing)} clip(s) of the {split_name} split lack a wav in {self.audio_dir} or frames in "
+                            f"{self.frames_dir} (first: {', '.join(missing[:5])}). Fix the data, or pass "
+                            "--skip_missing True to train without them")
+        if not self.items:
+            raise DataError(f"the {split_name} split has no usable clips. Check --data_root and the split file")
+
+    def _frame_paths(self, clip: str) -> List[Path]:
+        folder = self.frames_dir / clip
+        if folder.is_dir():
+            frames = list_frames(folder)
+            return [frames[i] for i in pick_evenly(len(frames), self.num_frames)] if frames else []
+        for suffix in IMAGE_SUFFIXES:
+            single = self.frames_dir / f"{clip}{suffix}"
+            if single.is_file():
+                return [single] * self.num_frames
+        return []
+
+    @property
+    def labels(self) -> List[int]:
+        return [label for _, label, _, _ in self.items]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def decode(self, index: int):
+        """The clip's spectrogram (1, 257, frames) float32 and its frames (T, 3, H, W) uint8."""
+        _, _, wav, frames = self.items[index]
+        return audio_features(wav, self.audio_seconds), read_frames(frames)
+
+    def cache_signature(self) -> dict:
+        """Everything decode() depends on (see dataset/cache.py)."""
+        return {"audio": {"seconds": self.audio_seconds, "rate": SAMPLE_RATE},
+                "items": [[clip, file_stamp(wav), [file_stamp(f) for f in frames]]
+                          for clip, _, wav, frames in self.items]}
+
+    def __getitem__(self, key):
+        index, seed = key if isinstance(key, tuple) else (key, None)
+        audio, frames = self.cache.get(index) if self.cache is not None else self.decode(index)
+        with torch.random.fork_rng(devices=[]):
+            # A per-(epoch, sample) seed makes augmentation independent of workers, ranks and resumes.
+            if seed is not None:
+                # The CPU generator alone: torch.manual_seed would also queue CUDA seeding (~0.4 ms a call).
+                torch.default_generator.manual_seed(seed)
+            visual = self.transform(frames)  # (T, 3, S, S) uint8
+        return audio, visual.transpose(0, 1).contiguous(), self.items[index][1]

@@ -2,6 +2,7 @@
 and the tests run the real readers end to end.
 
     python -m dataset.demo --out demo_data/CREMA-D [--clips_per_class 30] [--layout folder|single]
+    python -m dataset.demo --dataset ssw60 --out demo_data/SSW60 [--clips_per_class 30]
 
 How a clip of class k (0..5 = NEU HAP SAD FEA DIS ANG) is built, deterministically from --seed:
 - audio (the easy but incomplete cue): a tone whose pitch is set by k // 2 (three pitches,
@@ -18,6 +19,7 @@ make one method win.
 """
 import argparse
 import codecs
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -93,9 +95,34 @@ def write_demo(out: Path, clips_per_class: int = 30, seed: int = 0, layout: str 
     return out
 
 
+def write_ssw60_demo(out: Path, clips_per_class: int = 8, seed: int = 0, frames_per_clip: int = 3,
+                     image_size=64, test_fraction: float = 0.25, n_classes: int = 6) -> Path:
+    """The same cues in SSW60's layout: video_ml.csv (official columns), audio/<id>.wav, frames/<id>/*.jpg.
+    Labels are class numbers; every 7th clip is marked reliable_audio=0."""
+    out = Path(out)
+    (out / "audio").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for label in range(n_classes):
+        n_test = max(1, round(clips_per_class * test_fraction))
+        for i in range(clips_per_class):
+            asset = f"{100000 + label * 1000 + i}"
+            soundfile.write(out / "audio" / f"{asset}.wav", synth_wave(label, rng), SAMPLE_RATE, subtype="PCM_16")
+            (out / "frames" / asset).mkdir(parents=True, exist_ok=True)
+            for j in range(frames_per_clip):
+                Image.fromarray(synth_frame(label, image_size, rng)).save(out / "frames" / asset / f"{j + 1:05d}.jpg")
+            rows.append([asset, label, "test" if i < n_test else "train", 25, 250, 10.0, int(len(rows) % 7 != 6)])
+    with open(out / "video_ml.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["asset_id", "label", "split", "fps", "frame_count", "duration_seconds", "reliable_audio"])
+        writer.writerows(rows)
+    return out
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="demo_data/CREMA-D", help="where to write the tree")
+    parser.add_argument("--dataset", choices=["cremad", "ssw60"], default="cremad", help="which layout to write")
+    parser.add_argument("--out", default=None, help="where to write the tree (default demo_data/CREMA-D or demo_data/SSW60)")
     parser.add_argument("--clips_per_class", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--layout", choices=["folder", "single"], default="folder",
@@ -104,8 +131,13 @@ def main(argv=None):
     parser.add_argument("--image_size", type=int, default=96, help="side of the written jpg frames")
     parser.add_argument("--test_fraction", type=float, default=0.2)
     args = parser.parse_args(argv)
-    out = write_demo(Path(args.out), args.clips_per_class, args.seed, args.layout, args.frames_per_clip,
-                     args.image_size, args.test_fraction)
+    if args.dataset == "ssw60":
+        out = write_ssw60_demo(Path(args.out or "demo_data/SSW60"), args.clips_per_class, args.seed,
+                               args.frames_per_clip, args.image_size, args.test_fraction)
+        print(f"wrote {6 * args.clips_per_class} demo clips in the SSW60 layout to {out}")
+        return
+    out = write_demo(Path(args.out or "demo_data/CREMA-D"), args.clips_per_class, args.seed, args.layout,
+                     args.frames_per_clip, args.image_size, args.test_fraction)
     print(f"wrote {6 * args.clips_per_class} demo clips in the CREMA-D layout to {out}")
 
 

@@ -24,7 +24,7 @@ from utils.checkpoint import load_checkpoint  # noqa: E402
 from utils.engine import to_device  # noqa: E402
 from utils.sampling import make_loader  # noqa: E402
 
-ENTRY_SCRIPTS = {"cremad": "main_CD"}  # checkpoint's dataset name -> the entry script that reads it
+ENTRY_SCRIPTS = {"cremad": "main_CD", "ssw60": "main_SSW"}  # checkpoint's dataset name -> the entry script that reads it
 
 
 @torch.no_grad()

@@ -1,0 +1,68 @@
+"""Train / evaluate MMCosine and its baselines on SSW60 (60 bird species, audio-visual clips).
+
+    python main_SSW.py --train --fusion_method gated --mmcosine True --scaling 10 --data_root /path/to/SSW60 \\
+        --audio_pretrain runs/ssw60/<audio_only run>/best.pt --visual_pretrain runs/ssw60/<visual_only run>/best.pt
+    python main_SSW.py --train --method audio_only --data_root /path/to/SSW60     # uni-modal pretraining
+    python main_SSW.py --ckpt_path runs/ssw60/<run>/best.pt --data_root /path/to/SSW60
+"""
+import argparse
+from pathlib import Path
+
+from dataset import DataError
+from dataset.clips import AVClipDataset
+from dataset.ssw60 import read_video_list
+from utils.args import add_method_args, add_model_args, add_run_args, add_speed_args, add_training_args, str2bool
+from utils.cli import run_main
+from utils.runner import DataSource, Datasets
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = parser.add_argument_group("SSW60 data")
+    g.add_argument("--data_root", default="data/SSW60-real", help="folder holding video_ml.csv, audio/ and frames/")
+    g.add_argument("--csv", default="video_ml.csv", help="official metadata csv under the data root")
+    g.add_argument("--audio_dir", default="audio", help="wav folder under the data root")
+    g.add_argument("--frames_dir", default="frames", help="frames folder under the data root")
+    g.add_argument("--reliable_audio_only", type=str2bool, default=False, metavar="BOOL",
+                   help="keep only clips whose reliable_audio column is true")
+    g.add_argument("--num_frames", type=int, default=3, help="frames per clip, spread evenly over the clip")
+    g.add_argument("--image_size", type=int, default=224, help="frame side after crop/resize")
+    g.add_argument("--audio_seconds", type=float, default=10.0, help="audio length fed to the spectrogram")
+    g.add_argument("--skip_missing", type=str2bool, default=False, metavar="BOOL",
+                   help="skip listed clips whose wav or frames are missing (and say how many) instead of stopping")
+    add_model_args(parser)
+    add_method_args(parser)
+    add_training_args(parser, epochs=100, batch_size=32)
+    add_run_args(parser)
+    add_speed_args(parser)
+    return parser
+
+
+def build_datasets(args, with_train: bool) -> Datasets:
+    root = Path(args.data_root)
+    if not root.is_dir():
+        raise DataError(f"data root not found: {root}. Pass --data_root /path/to/SSW60 "
+                        "(or make demo data: python -m dataset.demo --dataset ssw60)")
+    classes, splits = read_video_list(root / args.csv, args.reliable_audio_only)
+    common = dict(image_size=args.image_size, num_frames=args.num_frames, audio_seconds=args.audio_seconds,
+                  skip_missing=args.skip_missing)
+    audio_dir, frames_dir = root / args.audio_dir, root / args.frames_dir
+    data = Datasets(classes=classes, test=AVClipDataset(audio_dir, frames_dir, splits["test"], train=False,
+                                                        split_name="test", **common))
+    if with_train:
+        data.train = AVClipDataset(audio_dir, frames_dir, splits["train"], train=True, split_name="train", **common)
+    for split in (data.train, data.test):
+        if split is not None and split.n_skipped:
+            data.notes.append(f"--skip_missing: skipped {split.n_skipped} clip(s) without wav or frames")
+    return data
+
+
+SOURCE = DataSource(name="ssw60", build=build_datasets)
+
+
+def main(argv=None):
+    return run_main(build_parser(), SOURCE, argv)
+
+
+if __name__ == "__main__":
+    main()

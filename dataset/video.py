@@ -34,3 +34,26 @@ def extract_frames(video: Path, out_dir: Path, fps: float = 1.0, quality: int = 
         capture.release()
         shutil.rmtree(partial, ignore_errors=True)
     return written
+
+
+def extract_audio(video: Path, wav_path: Path, sample_rate: int = 16000) -> float:
+    """Decode the video's first audio track (e.g. AAC in mp4) with PyAV, downmix to mono, resample,
+    and write a 16-bit wav atomically. Returns the duration in seconds."""
+    import av  # optional dependency, needed only to prepare SSW60 / VoxCeleb audio
+    import numpy as np
+    import soundfile
+
+    with av.open(str(video)) as container:
+        if not container.streams.audio:
+            raise RuntimeError("no audio track")
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        chunks = [out.to_ndarray().reshape(-1)
+                  for frame in container.decode(audio=0) for out in resampler.resample(frame)]
+        chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
+    if not chunks:
+        raise RuntimeError("no audio sample could be decoded")
+    wave = np.concatenate(chunks)
+    partial = wav_path.parent / f".{wav_path.name}.partial.wav"
+    soundfile.write(partial, wave, sample_rate, subtype="PCM_16")
+    partial.rename(wav_path)
+    return len(wave) / sample_rate

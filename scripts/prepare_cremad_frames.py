@@ -9,9 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from dataset.preparation import prepare_all  # noqa: E402
 from dataset.video import extract_frames  # noqa: E402
 
 
@@ -31,20 +30,10 @@ def main(argv=None) -> int:
         return 2
     out_root = root / (args.out_dir or f"Image-{args.fps:02g}-FPS")
     out_root.mkdir(parents=True, exist_ok=True)
-    todo = [v for v in videos if not (out_root / v.stem).is_dir()]
-    print(f"{len(videos)} videos, {len(videos) - len(todo)} already done, writing to {out_root}")
-    failed = []
-    for video in tqdm(todo, desc="frames", dynamic_ncols=True):
-        try:
-            extract_frames(video, out_root / video.stem, args.fps)
-        except Exception as err:  # report every failure at the end instead of stopping the batch
-            failed.append(f"{video.name}: {err}")
-    if failed:
-        (out_root / "failed.txt").write_text("\n".join(failed) + "\n")
-        print(f"{len(failed)} clip(s) failed to decode (listed in {out_root / 'failed.txt'}):", *failed[:10], sep="\n  ")
-        return 1
-    print("all clips done")
-    return 0
+    print(f"writing to {out_root}")
+    jobs = [(video.name, lambda v=video: extract_frames(v, out_root / v.stem, args.fps),
+             lambda v=video: (out_root / v.stem).is_dir()) for video in videos]
+    return 1 if prepare_all(jobs, out_root, "frames") else 0
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """Samplers and loaders. Training keys are (index, augmentation seed) pairs so augmentation
 is a function of (seed, epoch, sample) alone: the same with any worker count, on any rank,
 before or after a resume."""
+import random
+
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from . import distributed
@@ -33,3 +35,60 @@ def make_loader(dataset, batch_size: int, sampler, num_workers: int, pin_memory:
     drop_last = train and distributed.world_size() == 1 and len(sampler) % batch_size == 1
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                       pin_memory=pin_memory, persistent_workers=num_workers > 0, drop_last=drop_last)
+
+
+class SpeakerBatchSampler(Sampler):
+    """Batches for speaker classification: no two utterances of one speaker in a batch, at most
+    `max_per_speaker` utterances of each speaker per epoch (a fresh random choice every epoch).
+    Yields lists of (index, augmentation seed) keys; call set_epoch like a DistributedSampler.
+    With num_replicas > 1 each process takes every N-th batch (the count is cut to a multiple of N)."""
+
+    def __init__(self, speakers, batch_size: int, max_per_speaker: int, seed: int = 0,
+                 num_replicas: int = 1, rank: int = 0):
+        self.speakers = list(speakers)
+        self.batch_size, self.max_per_speaker, self.seed = batch_size, max_per_speaker, seed
+        self.num_replicas, self.rank = num_replicas, rank
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def batches(self):
+        """The epoch's batches, identical on every process."""
+        rng = random.Random(self.seed * 1_000_003 + self.epoch)
+        by_speaker = {}
+        for index, speaker in enumerate(self.speakers):
+            by_speaker.setdefault(speaker, []).append(index)
+        rounds = []  # round r holds the r-th chosen utterance of every speaker that has one
+        for speaker in sorted(by_speaker, key=str):
+            chosen = rng.sample(by_speaker[speaker], min(self.max_per_speaker, len(by_speaker[speaker])))
+            for r, index in enumerate(chosen):
+                if r == len(rounds):
+                    rounds.append([])
+                rounds[r].append(index)
+        queue = []
+        for group in rounds:
+            rng.shuffle(group)
+            queue += group
+        batches, pending = [], []
+        while queue or pending:
+            batch, seen, deferred = [], set(), []
+            for index in pending + queue:
+                if len(batch) < self.batch_size and self.speakers[index] not in seen:
+                    batch.append(index)
+                    seen.add(self.speakers[index])
+                else:
+                    deferred.append(index)
+            if not batch:
+                break
+            batches.append(batch)
+            pending, queue = deferred, []
+        usable = len(batches) - len(batches) % self.num_replicas
+        return batches[:usable]
+
+    def __iter__(self):
+        for batch in self.batches()[self.rank::self.num_replicas]:
+            yield [(i, sample_seed(self.seed, self.epoch, i)) for i in batch]
+
+    def __len__(self) -> int:
+        return len(self.batches()) // self.num_replicas

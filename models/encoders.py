@@ -5,14 +5,17 @@ pooling differ between modalities. Both return one 512-d vector per sample.
 """
 import torch
 from torch import nn
-from torchvision.models import resnet18
+from torchvision.models import resnet18, resnet34
 
 FEATURE_DIM = 512
 
 
-def _resnet18_trunk(in_channels: int) -> nn.Sequential:
-    """ResNet18 without its global pool and fc, so each modality pools its own way."""
-    net = resnet18(weights=None)
+ARCHS = {"resnet18": resnet18, "resnet34": resnet34}
+
+
+def _resnet_trunk(in_channels: int, arch: str = "resnet18") -> nn.Sequential:
+    """A torchvision ResNet without its global pool and fc, so each modality pools its own way."""
+    net = ARCHS[arch](weights=None)
     if in_channels != 3:
         net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
         nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
@@ -25,7 +28,7 @@ class AudioEncoder(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.trunk = _resnet18_trunk(in_channels=1)
+        self.trunk = _resnet_trunk(in_channels=1)
 
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
         return self.trunk(spec).mean(dim=(2, 3))
@@ -34,9 +37,9 @@ class AudioEncoder(nn.Module):
 class VisualEncoder(nn.Module):
     """(B, 3, T, H, W) frames -> (B, 512): T folded into the batch, then pooled over T, H', W'."""
 
-    def __init__(self):
+    def __init__(self, arch: str = "resnet18"):
         super().__init__()
-        self.trunk = _resnet18_trunk(in_channels=3)
+        self.trunk = _resnet_trunk(in_channels=3, arch=arch)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         b, c, t, h, w = frames.shape

@@ -1,0 +1,58 @@
+"""The VoxCeleb-setting encoders: shapes, and their pieces against direct computations."""
+import torch
+
+from models import AVClassifier
+from models.speaker_encoders import AttentiveStatsPool, FaceEncoder, PreEmphasis, SpeakerEncoder
+
+
+def test_pre_emphasis_formula():
+    x = torch.tensor([[1.0, 2.0, 4.0, 3.0]])
+    y = PreEmphasis(0.5)(x)
+    assert torch.allclose(y, torch.tensor([[1.0 - 0.5 * 2.0, 2.0 - 0.5, 4.0 - 1.0, 3.0 - 2.0]]))
+
+
+def test_attentive_statistics_pooling_is_a_weighted_mean_and_std():
+    torch.manual_seed(0)
+    pool = AttentiveStatsPool(channels=6, hidden=4).eval()
+    x = torch.randn(2, 6, 9)
+    with torch.no_grad():
+        w = pool.attention(x)
+        out = pool(x)
+    assert torch.allclose(w.sum(dim=2), torch.ones(2, 6), atol=1e-6)
+    for b in range(2):
+        for c in range(6):
+            mean = sum(w[b, c, t] * x[b, c, t] for t in range(9))
+            var = sum(w[b, c, t] * (x[b, c, t] - mean) ** 2 for t in range(9))
+            assert torch.allclose(out[b, c], mean, atol=1e-5)
+            assert torch.allclose(out[b, 6 + c], var.clamp(min=1e-5).sqrt(), atol=1e-4)
+
+
+def test_speaker_encoder_on_waveforms_of_any_length():
+    torch.manual_seed(0)
+    enc = SpeakerEncoder().eval()
+    with torch.no_grad():
+        feats = enc.features(torch.randn(2, 16000))
+        assert feats.shape == (2, 1, 64, 101)
+        # instance norm: every mel band of every utterance is standardised over time
+        assert torch.allclose(feats.mean(dim=3), torch.zeros(2, 1, 64), atol=1e-4)
+        assert enc(torch.randn(2, 16000)).shape == enc(torch.randn(2, 40000)).shape == (2, 512)
+
+
+def test_face_encoder_is_a_resnet34_pooled_over_frames():
+    torch.manual_seed(0)
+    enc = FaceEncoder().eval()
+    assert len(enc.trunk[6]) == 6  # layer3 of a ResNet34 has six blocks (ResNet18: two)
+    frame = torch.randn(1, 3, 1, 48, 48)
+    with torch.no_grad():
+        assert torch.allclose(enc(frame), enc(frame.repeat(1, 1, 2, 1, 1)), atol=1e-5)
+
+
+def test_av_classifier_with_the_vox_encoders_keeps_the_mmcosine_formula():
+    torch.manual_seed(0)
+    model = AVClassifier(5, "gated", mmcosine=True, scaling=10.0, audio_encoder=SpeakerEncoder(),
+                         visual_encoder=FaceEncoder()).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 16000), torch.randn(2, 3, 2, 48, 48))
+        w_a, _ = model.classifier_weights()
+        expected = 10.0 * torch.nn.functional.normalize(out.feat_a, dim=1) @ torch.nn.functional.normalize(w_a, dim=1).T
+    assert torch.allclose(out.logits_a, expected, atol=1e-5)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from dataset import CremadDataset, DataError, load_splits, resolve_class_list, resolve_frames_dir
 from dataset.splits import write_split
-from utils.args import add_method_args, add_model_args, add_run_args, add_speed_args, add_training_args, str2bool
+from utils.args import add_clip_args, add_shared_args
 from utils.cli import run_main
 from utils.runner import DataSource, Datasets
 
@@ -24,17 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--test_csv", default=None, help="test split under the data root (default test.csv)")
     g.add_argument("--class_csv", default=None,
                    help="class list under the data root (default stat.csv; if absent, the shipped 6 emotions)")
-    g.add_argument("--num_frames", type=int, default=1, help="frames per clip, spread evenly over the clip")
-    g.add_argument("--image_size", type=int, default=224, help="frame side after crop/resize")
-    g.add_argument("--audio_seconds", type=float, default=3.0,
-                   help="audio length fed to the spectrogram (reference recipe: 3 s -> 257x299)")
-    g.add_argument("--skip_missing", type=str2bool, default=False, metavar="BOOL",
-                   help="skip listed clips whose wav or frames are missing (and say how many) instead of stopping")
-    add_model_args(parser)
-    add_method_args(parser)
-    add_training_args(parser, epochs=100, batch_size=32)
-    add_run_args(parser)
-    add_speed_args(parser)
+    add_clip_args(g, num_frames=1, audio_seconds=3.0, audio_help="audio length fed to the spectrogram (reference recipe: 3 s -> 257x299)")
+    add_shared_args(parser, epochs=100, batch_size=32)
     return parser
 
 
@@ -56,10 +47,7 @@ def build_datasets(args, with_train: bool) -> Datasets:
                       "test.csv": lambda p: write_split(p, test_list, classes)}
     if with_train:
         data.train = CremadDataset(root, train_list, train=True, split_name="train", **common)
-    for split in (data.train, data.test):
-        if split is not None and split.n_skipped:
-            data.notes.append(f"--skip_missing: skipped {split.n_skipped} clip(s) without wav or frames")
-    return data
+    return data.note_skipped()
 
 
 SOURCE = DataSource(name="cremad", build=build_datasets)

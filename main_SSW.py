@@ -11,7 +11,7 @@ from pathlib import Path
 from dataset import DataError
 from dataset.clips import AVClipDataset
 from dataset.ssw60 import read_video_list
-from utils.args import add_method_args, add_model_args, add_run_args, add_speed_args, add_training_args, str2bool
+from utils.args import add_clip_args, add_shared_args, str2bool
 from utils.cli import run_main
 from utils.runner import DataSource, Datasets
 
@@ -25,16 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--frames_dir", default="frames", help="frames folder under the data root")
     g.add_argument("--reliable_audio_only", type=str2bool, default=False, metavar="BOOL",
                    help="keep only clips whose reliable_audio column is true")
-    g.add_argument("--num_frames", type=int, default=3, help="frames per clip, spread evenly over the clip")
-    g.add_argument("--image_size", type=int, default=224, help="frame side after crop/resize")
-    g.add_argument("--audio_seconds", type=float, default=10.0, help="audio length fed to the spectrogram")
-    g.add_argument("--skip_missing", type=str2bool, default=False, metavar="BOOL",
-                   help="skip listed clips whose wav or frames are missing (and say how many) instead of stopping")
-    add_model_args(parser)
-    add_method_args(parser)
-    add_training_args(parser, epochs=100, batch_size=32)
-    add_run_args(parser)
-    add_speed_args(parser)
+    add_clip_args(g, num_frames=3, audio_seconds=10.0, audio_help="audio length fed to the spectrogram")
+    add_shared_args(parser, epochs=100, batch_size=32)
     return parser
 
 
@@ -51,10 +43,7 @@ def build_datasets(args, with_train: bool) -> Datasets:
                                                         split_name="test", **common))
     if with_train:
         data.train = AVClipDataset(audio_dir, frames_dir, splits["train"], train=True, split_name="train", **common)
-    for split in (data.train, data.test):
-        if split is not None and split.n_skipped:
-            data.notes.append(f"--skip_missing: skipped {split.n_skipped} clip(s) without wav or frames")
-    return data
+    return data.note_skipped()
 
 
 SOURCE = DataSource(name="ssw60", build=build_datasets)

@@ -21,3 +21,14 @@ def demo_root(tmp_path_factory):
 # Small, fast settings for end-to-end runs of the entry scripts.
 TINY_FLAGS = ["--image_size", "32", "--audio_seconds", "0.5", "--batch_size", "8", "--no_progress",
               "--learning_rate", "0.01"]
+
+
+@pytest.fixture(scope="session")
+def trained_run(demo_root, tmp_path_factory):
+    """A finished 2-epoch concat + MMCosine run with saved features, shared by the read-only tests."""
+    import main_CD
+    run_dir = tmp_path_factory.mktemp("runs") / "run"
+    main_CD.main(["--train", "--data_root", str(demo_root), "--run_dir", str(run_dir), "--epochs", "2",
+                  "--fusion_method", "concat", "--mmcosine", "True", "--scaling", "10", "--save_features", "True",
+                  *TINY_FLAGS])
+    return run_dir

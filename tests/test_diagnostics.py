@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-import main_CD
-from conftest import ROOT, TINY_FLAGS
+from conftest import ROOT
 from utils.metrics import EpochMeter, angle_stats, macro_f1
 
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -63,18 +62,10 @@ def test_meter_f1_and_accuracy_agree_with_the_predictions():
         assert stats[f"f1{head}"] == pytest.approx(macro_f1(confusion))
 
 
-@pytest.fixture(scope="module")
-def run_with_features(demo_root, tmp_path_factory):
-    run = tmp_path_factory.mktemp("diag") / "run"
-    main_CD.main(["--train", "--data_root", str(demo_root), "--run_dir", str(run), "--epochs", "2",
-                  "--fusion_method", "concat", "--mmcosine", "True", "--save_features", "True", *TINY_FLAGS])
-    return run
-
-
-def test_logged_angles_match_the_saved_features(run_with_features):
-    rows = [json.loads(l) for l in (run_with_features / "metrics.jsonl").read_text().splitlines()]
+def test_logged_angles_match_the_saved_features(trained_run):
+    rows = [json.loads(l) for l in (trained_run / "metrics.jsonl").read_text().splitlines()]
     best = max(rows, key=lambda r: r["test_acc"])
-    saved = torch.load(run_with_features / "features_best.pt", weights_only=True)
+    saved = torch.load(trained_run / "features_best.pt", weights_only=True)
     assert saved["feat_a"].shape == (6, 512) and saved["labels"].shape == (6,)
     for suffix in ("_a", "_v"):
         stats = angle_stats(saved[f"feat{suffix}"], saved["labels"], saved[f"W{suffix}"])
@@ -83,23 +74,23 @@ def test_logged_angles_match_the_saved_features(run_with_features):
     assert 0 <= best["test_f1"] <= 100 and 0 <= best["train_f1_v"] <= 100
 
 
-def test_linear_probe_freezes_the_checkpoint_encoder(run_with_features):
-    ckpt = run_with_features / "best.pt"
+def test_linear_probe_freezes_the_checkpoint_encoder(trained_run):
+    ckpt = trained_run / "best.pt"
     before = ckpt.read_bytes()
     result, test_features = linear_probe.probe(ckpt, "audio", epochs=50)
     # concat fusion passes encoder features through unchanged: the probe saw the checkpoint's encoder.
-    saved = torch.load(run_with_features / "features_best.pt", weights_only=True)
+    saved = torch.load(trained_run / "features_best.pt", weights_only=True)
     assert torch.allclose(test_features, saved["feat_a"], atol=1e-4)
     assert ckpt.read_bytes() == before
-    written = json.loads((run_with_features / "linear_probe_audio_best.json").read_text())
+    written = json.loads((trained_run / "linear_probe_audio_best.json").read_text())
     assert written == result and written["test_count"] == 6 and written["train_count"] == 18
     assert 0 <= written["test_acc"] <= 100
     assert written["train_acc"] == 100.0  # 18 points in 512 dimensions: a linear probe separates them
     assert linear_probe.main(["--ckpt", str(ckpt), "--modality", "visual", "--epochs", "20"]) == 0
 
 
-def test_plot_run_writes_every_figure(run_with_features, tmp_path):
-    written = plot_run.plot_runs([run_with_features, run_with_features], tmp_path / "plots")
+def test_plot_run_writes_every_figure(trained_run, tmp_path):
+    written = plot_run.plot_runs([trained_run, trained_run], tmp_path / "plots")
     names = {p.name for p in written}
     assert {"accuracy.png", "gt_logits.png", "weight_norms.png", "angles.png",
             "run_angle_hist.png", "run_embedding.png"} <= names

@@ -12,14 +12,6 @@ def read_metrics(run_dir):
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-@pytest.fixture(scope="module")
-def trained_run(demo_root, tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("runs") / "concat-mm"
-    main_CD.main(["--train", "--data_root", str(demo_root), "--run_dir", str(run_dir), "--epochs", "2",
-                  "--fusion_method", "concat", "--mmcosine", "True", "--scaling", "10", *TINY_FLAGS])
-    return run_dir
-
-
 def test_run_directory_holds_everything(trained_run):
     names = {p.name for p in trained_run.iterdir()}
     assert {"args.json", "metrics.jsonl", "last.pt", "best.pt", "tensorboard"} <= names

@@ -22,6 +22,24 @@ def str2bool(text) -> bool:
     raise argparse.ArgumentTypeError(f"expected True/False/1/0/yes/no, got {text!r}")
 
 
+def add_clip_args(group, num_frames: int, audio_seconds: float, audio_help: str) -> None:
+    """Flags of every wav + frames dataset (CREMA-D, SSW60), with the dataset's defaults."""
+    group.add_argument("--num_frames", type=int, default=num_frames, help="frames per clip, spread evenly over the clip")
+    group.add_argument("--image_size", type=int, default=224, help="frame side after crop/resize")
+    group.add_argument("--audio_seconds", type=float, default=audio_seconds, help=audio_help)
+    group.add_argument("--skip_missing", type=str2bool, default=False, metavar="BOOL",
+                       help="skip listed clips whose wav or frames are missing (and say how many) instead of stopping")
+
+
+def add_shared_args(parser: argparse.ArgumentParser, epochs: int = 100, batch_size: int = 32) -> None:
+    """Every group that is not dataset-specific: model, method, training, run directory, speed."""
+    add_model_args(parser)
+    add_method_args(parser)
+    add_training_args(parser, epochs=epochs, batch_size=batch_size)
+    add_run_args(parser)
+    add_speed_args(parser)
+
+
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model")
     # None means: the seed's default for a new run, or the checkpoint's value when one is loaded.

@@ -36,6 +36,13 @@ class Datasets:
     notes: List[str] = field(default_factory=list)  # e.g. "generated a split", "skipped 3 clips"
     files: dict = field(default_factory=dict)      # name -> writer(path): files worth keeping in the run dir
 
+    def note_skipped(self) -> "Datasets":
+        """Say how many clips --skip_missing left out of each split."""
+        for split in (self.train, self.test):
+            if split is not None and getattr(split, "n_skipped", 0):
+                self.notes.append(f"--skip_missing: skipped {split.n_skipped} clip(s) without wav or frames")
+        return self
+
 
 @dataclass
 class DataSource:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from dataset import CremadDataset, DataError, load_splits, resolve_class_list, resolve_frames_dir
 from dataset.splits import write_split
-from utils.args import add_clip_args, add_shared_args
+from utils.args import add_clip_args, add_shared_args, clip_options
 from utils.cli import run_main
 from utils.runner import DataSource, Datasets
 
@@ -37,8 +37,7 @@ def build_datasets(args, with_train: bool) -> Datasets:
     classes = resolve_class_list(root, args.class_csv)
     frames_dir = resolve_frames_dir(root, args.frames_dir)
     train_list, test_list, generated = load_splits(root, classes, args.train_csv, args.test_csv)
-    common = dict(frames_dir=frames_dir, image_size=args.image_size, num_frames=args.num_frames,
-                  audio_seconds=args.audio_seconds, skip_missing=args.skip_missing)
+    common = dict(frames_dir=frames_dir, **clip_options(args))
     data = Datasets(classes=classes, test=CremadDataset(root, test_list, train=False, split_name="test", **common))
     if generated:
         data.notes.append(f"no train.csv/test.csv in {root}: using a deterministic stratified 90/10 split "

@@ -11,7 +11,7 @@ from pathlib import Path
 from dataset import DataError
 from dataset.clips import AVClipDataset
 from dataset.ssw60 import read_video_list
-from utils.args import add_clip_args, add_shared_args, str2bool
+from utils.args import add_clip_args, add_shared_args, clip_options, str2bool
 from utils.cli import run_main
 from utils.runner import DataSource, Datasets
 
@@ -36,8 +36,7 @@ def build_datasets(args, with_train: bool) -> Datasets:
         raise DataError(f"data root not found: {root}. Pass --data_root /path/to/SSW60 "
                         "(or make demo data: python -m dataset.demo --dataset ssw60)")
     classes, splits = read_video_list(root / args.csv, args.reliable_audio_only)
-    common = dict(image_size=args.image_size, num_frames=args.num_frames, audio_seconds=args.audio_seconds,
-                  skip_missing=args.skip_missing)
+    common = clip_options(args)
     audio_dir, frames_dir = root / args.audio_dir, root / args.frames_dir
     data = Datasets(classes=classes, test=AVClipDataset(audio_dir, frames_dir, splits["test"], train=False,
                                                         split_name="test", **common))

@@ -31,6 +31,12 @@ def add_clip_args(group, num_frames: int, audio_seconds: float, audio_help: str)
                        help="skip listed clips whose wav or frames are missing (and say how many) instead of stopping")
 
 
+def clip_options(args) -> dict:
+    """The AVClipDataset keyword arguments those flags set."""
+    return dict(image_size=args.image_size, num_frames=args.num_frames, audio_seconds=args.audio_seconds,
+                skip_missing=args.skip_missing)
+
+
 def add_shared_args(parser: argparse.ArgumentParser, epochs: int = 100, batch_size: int = 32) -> None:
     """Every group that is not dataset-specific: model, method, training, run directory, speed."""
     add_model_args(parser)

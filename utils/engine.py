@@ -1,6 +1,7 @@
 """One training epoch and one evaluation pass. Both return a dict of per-sample statistics,
 reduced over all processes when running distributed; evaluation also returns the features."""
 import math
+from contextlib import nullcontext
 from typing import Dict, Tuple
 
 import torch
@@ -55,10 +56,7 @@ def evaluate(model, loader, device, precision=None, show_progress: bool = True, 
     meter = EpochMeter(keep_features=True)
     for batch in tqdm(loader, desc="eval", leave=False, dynamic_ncols=True, disable=not show_progress):
         audio, visual, labels = to_device(batch, device, channels_last)
-        if precision is not None:
-            with precision.autocast():
-                out = model(audio, visual)
-        else:
+        with precision.autocast() if precision is not None else nullcontext():
             out = model(audio, visual)
         meter.update(out, labels)
     stats = meter.result(weights)

@@ -71,6 +71,7 @@ class EpochMeter:
         self.count = 0
         self.kept = []
         self.extras, self.steps = {}, 0
+        self.last_features = None  # set by result(): the (gathered) features it computed angles from
 
     def update(self, out, labels: torch.Tensor, extras: Optional[Dict[str, float]] = None) -> None:
         """`extras`: per-step numbers from a method (e.g. OGM coefficients), averaged over steps."""

@@ -49,12 +49,18 @@ class SpeakerBatchSampler(Sampler):
         self.batch_size, self.max_per_speaker, self.seed = batch_size, max_per_speaker, seed
         self.num_replicas, self.rank = num_replicas, rank
         self.epoch = 0
+        self._made = (None, None)  # (epoch, batches): __len__ and __iter__ share one computation
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def batches(self):
         """The epoch's batches, identical on every process."""
+        if self._made[0] != self.epoch:
+            self._made = (self.epoch, self._make_batches())
+        return self._made[1]
+
+    def _make_batches(self):
         rng = random.Random(self.seed * 1_000_003 + self.epoch)
         by_speaker = {}
         for index, speaker in enumerate(self.speakers):
@@ -70,19 +76,30 @@ class SpeakerBatchSampler(Sampler):
         for group in rounds:
             rng.shuffle(group)
             queue += group
-        batches, pending = [], []
-        while queue or pending:
-            batch, seen, deferred = [], set(), []
-            for index in pending + queue:
+        # One pass: an utterance whose speaker is already in the batch waits for the next batch. Only
+        # round boundaries cause waits, so the waiting list stays short (linear time for a million utterances).
+        batches, waiting, stream = [], [], iter(queue)
+        while True:
+            batch, seen, still_waiting = [], set(), []
+            for index in waiting:
                 if len(batch) < self.batch_size and self.speakers[index] not in seen:
                     batch.append(index)
                     seen.add(self.speakers[index])
                 else:
-                    deferred.append(index)
+                    still_waiting.append(index)
+            while len(batch) < self.batch_size:
+                index = next(stream, None)
+                if index is None:
+                    break
+                if self.speakers[index] in seen:
+                    still_waiting.append(index)
+                else:
+                    batch.append(index)
+                    seen.add(self.speakers[index])
             if not batch:
                 break
             batches.append(batch)
-            pending, queue = deferred, []
+            waiting = still_waiting
         usable = len(batches) - len(batches) % self.num_replicas
         return batches[:usable]
 

@@ -3,6 +3,7 @@ and the tests run the real readers end to end.
 
     python -m dataset.demo --out demo_data/CREMA-D [--clips_per_class 30] [--layout folder|single]
     python -m dataset.demo --dataset ssw60 --out demo_data/SSW60 [--clips_per_class 30]
+    python -m dataset.demo --dataset voxceleb --out demo_data/VoxCeleb   (layout: dataset/demo_voxceleb.py)
 
 How a clip of class k (0..5 = NEU HAP SAD FEA DIS ANG) is built, deterministically from --seed:
 - audio (the easy but incomplete cue): a tone whose pitch is set by k // 2 (three pitches,
@@ -27,6 +28,7 @@ import soundfile
 from PIL import Image
 
 from .cremad import EMOTIONS
+from .demo_voxceleb import write_voxceleb_demo
 from .splits import stratified_split, write_split
 
 SAMPLE_RATE = 16000
@@ -121,8 +123,9 @@ def write_ssw60_demo(out: Path, clips_per_class: int = 8, seed: int = 0, frames_
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", choices=["cremad", "ssw60"], default="cremad", help="which layout to write")
-    parser.add_argument("--out", default=None, help="where to write the tree (default demo_data/CREMA-D or demo_data/SSW60)")
+    parser.add_argument("--dataset", choices=["cremad", "ssw60", "voxceleb"], default="cremad", help="which layout to write")
+    parser.add_argument("--out", default=None,
+                        help="where to write the tree (default demo_data/CREMA-D, demo_data/SSW60 or demo_data/VoxCeleb)")
     parser.add_argument("--clips_per_class", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--layout", choices=["folder", "single"], default="folder",
@@ -131,6 +134,10 @@ def main(argv=None):
     parser.add_argument("--image_size", type=int, default=96, help="side of the written jpg frames")
     parser.add_argument("--test_fraction", type=float, default=0.2)
     args = parser.parse_args(argv)
+    if args.dataset == "voxceleb":
+        out = write_voxceleb_demo(Path(args.out or "demo_data/VoxCeleb"), seed=args.seed)
+        print(f"wrote a demo speaker-verification set in the VoxCeleb layout to {out}")
+        return
     if args.dataset == "ssw60":
         out = write_ssw60_demo(Path(args.out or "demo_data/SSW60"), args.clips_per_class, args.seed,
                                args.frames_per_clip, args.image_size, args.test_fraction)

@@ -2,12 +2,14 @@
 
 Train list rows:  <wav path>,<frames dir>,<speaker id>,<frame count>   (paths relative to --audio_root / --visual_root)
 Trial list rows:  <0|1>,<utt1>,<utt2>      (VoxCeleb1-O style; an utterance U is audio_root/U(.wav) and
-                                            visual_root/U without .wav, a folder of 2-fps face crops)
+                                            visual_root/U without .wav, a folder of 2-fps face crops;
+                                            the official space-separated veri_test2.txt reads as is)
 Speakers are numbered in sorted order of their ids; the class count is the number of speakers.
 """
 import csv
 from pathlib import Path
-from typing import List, NamedTuple, Sequence
+import re
+from typing import Dict, List, NamedTuple, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -27,7 +29,9 @@ def _rows(path: Path, n_columns: int, pattern: str) -> List[List[str]]:
     if not Path(path).is_file():
         raise DataError(f"file not found: {path}. Check the list path")
     with open(path, newline="", encoding="utf-8-sig") as fh:
-        rows = [[c.strip() for c in row] for row in csv.reader(fh) if row and any(c.strip() for c in row)]
+        lines = [line for line in fh.read().splitlines() if line.strip()]
+    # Comma-separated as the issue's lists; lines without a comma split on white space (the official lists).
+    rows = [[c.strip() for c in next(csv.reader([line]))] if "," in line else line.split() for line in lines]
     for line_no, row in enumerate(rows, start=1):
         if len(row) != n_columns:
             raise DataError(f"{path} line {line_no}: expected '{pattern}', got {','.join(row)!r}")
@@ -113,3 +117,46 @@ class VoxUtterances(Dataset):
             visual = self.transform(read_frames([frames[i] for i in pick_evenly(len(frames), self.num_frames)]))
         audio = torch.from_numpy(np.ascontiguousarray(crop(wave, self.n_samples, start), dtype=np.float32))
         return audio, visual.transpose(0, 1).contiguous(), self.labels[index]
+
+
+def list_name(path: Path) -> str:
+    """A trial list's name in statistics keys: its file stem, lower case, [a-z0-9_] only."""
+    return re.sub(r"[^a-z0-9_]+", "_", Path(path).stem.lower()).strip("_") or "trials"
+
+
+class TrialSet(Dataset):
+    """The unique utterances of one or more trial lists, embedded once and scored per list.
+    Items are (waveform, frames, position): the third field is the utterance's row in `keys`,
+    not a speaker (test speakers are not training classes)."""
+
+    def __init__(self, lists: Dict[str, List[Tuple[int, str, str]]], utterances: Dict[str, Utterance],
+                 seconds: float, num_frames: int, image_size: int):
+        self.lists = lists
+        self.keys = sorted(utterances)
+        self.row = {k: i for i, k in enumerate(self.keys)}
+        self.utterances = VoxUtterances([utterances[k] for k in self.keys], list(range(len(self.keys))),
+                                        train=False, seconds=seconds, num_frames=num_frames, image_size=image_size)
+
+    def __len__(self):
+        return len(self.keys)
+
+    def __getitem__(self, key):
+        return self.utterances[key]
+
+    def pairs(self, name: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(labels, rows of the first utterances, rows of the second) of one list."""
+        trials = self.lists[name]
+        return (np.array([t[0] for t in trials]), np.array([self.row[t[1]] for t in trials]),
+                np.array([self.row[t[2]] for t in trials]))
+
+
+def read_trial_lists(paths: Sequence[Path], audio_root: Path, visual_root: Path, seconds: float,
+                     num_frames: int, image_size: int) -> TrialSet:
+    lists, utterances = {}, {}
+    for path in paths:
+        name = list_name(path)
+        if name in lists:
+            raise DataError(f"two trial lists are both named {name!r} ({path}); rename one of the files")
+        lists[name], found = read_trials(path, audio_root, visual_root)
+        utterances.update(found)
+    return TrialSet(lists, utterances, seconds, num_frames, image_size)

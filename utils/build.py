@@ -23,10 +23,10 @@ def resolve_device(args, dist_device: Optional[torch.device] = None) -> torch.de
     return torch.device("cpu")
 
 
-def fill_model_flags(args, ckpt_config: Optional[dict]) -> None:
-    """Flags left unset take the checkpoint's value, else the original code's default."""
+def fill_model_flags(args, ckpt_config: Optional[dict], dataset_defaults: Optional[dict] = None) -> None:
+    """Flags left unset take the checkpoint's value, else the original code's default for this dataset."""
     from_ckpt = {"fusion_method": "fusion", "mmcosine": "mmcosine", "scaling": "scaling"}
-    for flag, default in MODEL_DEFAULTS.items():
+    for flag, default in {**MODEL_DEFAULTS, **(dataset_defaults or {})}.items():
         if getattr(args, flag) is None:
             setattr(args, flag, ckpt_config[from_ckpt[flag]] if ckpt_config else default)
 

@@ -21,7 +21,8 @@ def to_device(batch, device, channels_last: bool = False):
         visual = frames_to_model_input(visual)
     if channels_last:
         # (B,3,T,H,W) stored as (B,T,H,W,3): the encoder's fold to (B*T,3,H,W) is then channels-last for free.
-        audio = audio.contiguous(memory_format=torch.channels_last)
+        if audio.dim() == 4:  # spectrograms; raw waveforms (B, N) have no layout to choose
+            audio = audio.contiguous(memory_format=torch.channels_last)
         visual = visual.contiguous(memory_format=torch.channels_last_3d)
     return audio, visual, labels
 

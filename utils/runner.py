@@ -3,13 +3,15 @@ with a run directory of args.json, metrics.jsonl, last.pt, best.pt and TensorBoa
 Only the main process writes files and prints; under torchrun every process trains.
 
 An entry script supplies a `DataSource`: how to build its train/test datasets from the
-parsed flags. Everything else lives here.
+parsed flags and, where the dataset differs from classification with a labelled test split
+(VoxCeleb: speaker batches, trial-list verification), the pieces that differ. Everything
+else lives here.
 """
 import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import torch
 
@@ -24,7 +26,7 @@ from .logger import RunLogger
 from .methods import build_method
 from .metrics import classifier_weight_norms
 from .precision import Precision
-from .sampling import SeededSampler, make_loader
+from .sampling import SeededSampler, make_batch_loader, make_loader
 from .seed import epoch_seed, seed_everything
 
 
@@ -44,12 +46,6 @@ class Datasets:
         return self
 
 
-@dataclass
-class DataSource:
-    name: str                                       # short dataset name, used for default run dirs
-    build: Callable[[object, bool], Datasets]       # (args, with_train) -> Datasets
-
-
 def say(*lines) -> None:
     if distributed.is_main_process():
         print(*lines, sep="\n", flush=True)
@@ -58,6 +54,41 @@ def say(*lines) -> None:
 def format_stats(prefix: str, stats: dict) -> str:
     return (f"{prefix} loss {stats['loss']:.4f} acc {stats['acc']:.2f}% "
             f"(audio {stats['acc_a']:.2f}%, visual {stats['acc_v']:.2f}%)")
+
+
+def classification_test(args, model, eval_model, data, device, precision, show):
+    """Accuracy and the other statistics on the labelled test split, with its features."""
+    return evaluate(eval_model, eval_loader_for(args, data.test, device), device, precision, show,
+                    args.channels_last, weights=model.classifier_weights())
+
+
+@dataclass
+class Selection:
+    """Which test statistic picks best.pt, and in which direction."""
+    key: str = "acc"
+    higher_is_better: bool = True
+
+    def improves(self, value: float, best: Dict) -> bool:
+        if best.get(self.key) is None:
+            return True
+        return value > best[self.key] if self.higher_is_better else value < best[self.key]
+
+    def describe(self, best: Dict) -> str:
+        return "none yet" if best.get(self.key) is None else f"{self.key} {best[self.key]:.2f} @ {best['epoch']}"
+
+
+@dataclass
+class DataSource:
+    name: str                                       # short dataset name, used for default run dirs
+    build: Callable[[object, bool], Datasets]       # (args, with_train) -> Datasets
+    make_model: Callable = build_model              # (args, n_classes) -> AVClassifier
+    # (args, train dataset, num_replicas, rank) -> a batch sampler with set_epoch; None: seeded shuffling
+    train_batches: Optional[Callable] = None
+    # (args, raw model, eval model, Datasets, device, precision, show progress) -> (stats, features or None)
+    test: Callable = classification_test
+    describe_test: Callable[[str, dict], str] = format_stats
+    selection: Selection = field(default_factory=Selection)
+    model_defaults: Dict = field(default_factory=dict)   # flag -> default where this dataset's paper differs
 
 
 def per_process_batch(args) -> int:
@@ -77,24 +108,24 @@ def evaluate_checkpoint(args, source: DataSource, dist_device=None) -> dict:
     if args.ckpt_path is None:
         raise DataError("nothing to do: pass --train to train, or --ckpt_path RUN/best.pt to evaluate a checkpoint")
     ckpt = load_checkpoint(args.ckpt_path)
-    fill_model_flags(args, ckpt["model_config"])
+    fill_model_flags(args, ckpt["model_config"], source.model_defaults)
     data = source.build(args, False)
     attach_caches(data, args, source.name, not args.no_progress)
-    model = build_model(args, len(data.classes))
+    classes = data.classes or ckpt["model_config"]["classes"]  # verification test sets carry no classes
+    model = source.make_model(args, len(classes))
     modalities = ckpt["model_config"].get("modalities", ["audio", "visual"])
     if len(modalities) == 1:  # a uni-modal baseline's checkpoint
         model.keep_only(modalities[0])
-    check_compatible(model_config(args, data.classes, modalities), ckpt["model_config"], args.ckpt_path)
+    check_compatible(model_config(args, classes, modalities), ckpt["model_config"], args.ckpt_path)
     model.load_state_dict(ckpt["model"])
     device = resolve_device(args, dist_device)
     model, _, eval_model = prepare_model(model, device, args.channels_last, args.compile, args.compile_mode)
-    stats, features = evaluate(eval_model, eval_loader_for(args, data.test, device), device, Precision(args.amp, device),
-                               show_progress=not args.no_progress and distributed.is_main_process(),
-                               channels_last=args.channels_last, weights=model.classifier_weights())
-    say(format_stats(f"{args.ckpt_path} (epoch {ckpt['epoch']}) test", stats))
-    if args.save_features and distributed.is_main_process():
+    stats, features = source.test(args, model, eval_model, data, device, Precision(args.amp, device),
+                                  not args.no_progress and distributed.is_main_process())
+    say(source.describe_test(f"{args.ckpt_path} (epoch {ckpt['epoch']}) test", stats))
+    if args.save_features and features is not None and distributed.is_main_process():
         path = Path(args.ckpt_path).with_name(f"features_{Path(args.ckpt_path).stem}.pt")
-        save_features(path, features, model, data.classes)
+        save_features(path, features, model, classes)
         say(f"test features written to {path}")
     return stats
 
@@ -142,7 +173,7 @@ def prepare_run_dir(args, source: DataSource) -> Path:
 def train(args, source: DataSource, dist_device=None) -> dict:
     main = distributed.is_main_process()
     resume_state = load_checkpoint(Path(args.resume) / "last.pt") if args.resume else None
-    fill_model_flags(args, resume_state["model_config"] if resume_state else None)
+    fill_model_flags(args, resume_state["model_config"] if resume_state else None, source.model_defaults)
     run_dir = prepare_run_dir(args, source)
     seed_everything(args.random_seed)
     data = source.build(args, True)
@@ -154,7 +185,7 @@ def train(args, source: DataSource, dist_device=None) -> dict:
         (run_dir / "args.json").write_text(json.dumps(vars(args), indent=2, sort_keys=True) + "\n")
 
     device = resolve_device(args, dist_device)
-    model = build_model(args, len(data.classes))
+    model = source.make_model(args, len(data.classes))
     method = build_method(args)
     method.configure_model(model)
     data.train, holdout = method.split_train(data.train, args.random_seed)
@@ -170,7 +201,8 @@ def train(args, source: DataSource, dist_device=None) -> dict:
     optimizer = build_optimizer(args, method.param_groups(model))
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, args.lr_decay_step, args.lr_decay_ratio)
     precision = Precision(args.amp, device)
-    start_epoch, best = 1, {"acc": -1.0, "epoch": 0}
+    selection = source.selection
+    start_epoch, best = 1, {selection.key: None, "epoch": 0}
     if resume_state is not None:
         optimizer.load_state_dict(resume_state["optimizer"])
         scheduler.load_state_dict(resume_state["scheduler"])
@@ -179,11 +211,14 @@ def train(args, source: DataSource, dist_device=None) -> dict:
         start_epoch, best = resume_state["epoch"] + 1, resume_state["best"]
         say(f"resuming {run_dir} at epoch {start_epoch}")
 
-    train_sampler = SeededSampler(data.train, args.random_seed, shuffle=True,
-                                  num_replicas=distributed.world_size(), rank=distributed.rank())
-    train_loader = make_loader(data.train, per_process_batch(args), train_sampler, args.num_workers,
-                               device.type == "cuda", train=True)
-    eval_loader = eval_loader_for(args, data.test, device)
+    if source.train_batches is None:
+        train_sampler = SeededSampler(data.train, args.random_seed, shuffle=True,
+                                      num_replicas=distributed.world_size(), rank=distributed.rank())
+        train_loader = make_loader(data.train, per_process_batch(args), train_sampler, args.num_workers,
+                                   device.type == "cuda", train=True)
+    else:
+        train_sampler = source.train_batches(args, data.train, distributed.world_size(), distributed.rank())
+        train_loader = make_batch_loader(data.train, train_sampler, args.num_workers, device.type == "cuda")
     method.measure = lambda dataset: evaluate(eval_model, eval_loader_for(args, dataset, device), device, precision,
                                               False, args.channels_last)[0]
     logger = RunLogger(run_dir, args.use_tensorboard, args.tensorboard_path,
@@ -204,11 +239,10 @@ def train(args, source: DataSource, dist_device=None) -> dict:
             train_stats["seconds"] = time.perf_counter() - started
             scheduler.step()
             started = time.perf_counter()
-            test_stats, features = evaluate(eval_model, eval_loader, device, precision, show, args.channels_last,
-                                            weights=model.classifier_weights())
+            test_stats, features = source.test(args, model, eval_model, data, device, precision, show)
             test_stats["seconds"] = time.perf_counter() - started
-            if test_stats["acc"] > best["acc"]:
-                best = {"acc": test_stats["acc"], "epoch": epoch}
+            if selection.improves(test_stats[selection.key], best):
+                best = {selection.key: test_stats[selection.key], "epoch": epoch}
             if main:
                 state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                          "scheduler": scheduler.state_dict(), "scaler": precision.scaler.state_dict(),
@@ -218,10 +252,11 @@ def train(args, source: DataSource, dist_device=None) -> dict:
                                  model, data.classes)
                 record = {**lrs, **{f"train_{k}": v for k, v in train_stats.items()},
                           **{f"test_{k}": v for k, v in test_stats.items()},
-                          **classifier_weight_norms(model), "best_acc": best["acc"], "best_epoch": best["epoch"]}
+                          **classifier_weight_norms(model), f"best_{selection.key}": best[selection.key],
+                          "best_epoch": best["epoch"]}
                 logger.log_epoch(epoch, record)
             say(f"epoch {epoch}/{args.epochs}  {format_stats('train', train_stats)} | "
-                f"{format_stats('test', test_stats)} | best {best['acc']:.2f}% @ {best['epoch']}")
+                f"{source.describe_test('test', test_stats)} | best {selection.describe(best)}")
     finally:
         if logger is not None:
             logger.close()

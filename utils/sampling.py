@@ -37,6 +37,12 @@ def make_loader(dataset, batch_size: int, sampler, num_workers: int, pin_memory:
                       pin_memory=pin_memory, persistent_workers=num_workers > 0, drop_last=drop_last)
 
 
+def make_batch_loader(dataset, batch_sampler, num_workers: int, pin_memory: bool) -> DataLoader:
+    """A loader whose batches come ready-made from `batch_sampler` (e.g. SpeakerBatchSampler)."""
+    return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=num_workers, pin_memory=pin_memory,
+                      persistent_workers=num_workers > 0)
+
+
 class SpeakerBatchSampler(Sampler):
     """Batches for speaker classification: no two utterances of one speaker in a batch, at most
     `max_per_speaker` utterances of each speaker per epoch (a fresh random choice every epoch).

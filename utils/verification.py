@@ -27,7 +27,7 @@ def eer(scores, labels) -> float:
     """Equal error rate in %, at the threshold where false alarms and misses are closest."""
     false_alarm, miss = error_rates(scores, labels)
     i = np.argmin(np.abs(false_alarm - miss))
-    return 100.0 * (false_alarm[i] + miss[i]) / 2
+    return float(100.0 * (false_alarm[i] + miss[i]) / 2)
 
 
 def min_dcf(scores, labels, p_target: float = 0.01, c_miss: float = 1.0, c_fa: float = 1.0) -> float:

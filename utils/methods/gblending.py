@@ -28,6 +28,10 @@ class KeyedSubset(Dataset):
     def __len__(self):
         return len(self.indices)
 
+    @property
+    def labels(self):
+        return [self.dataset.labels[i] for i in self.indices]
+
     def __getitem__(self, key):
         if isinstance(key, tuple):
             return self.dataset[(self.indices[key[0]], key[1])]

@@ -1,0 +1,89 @@
+"""Train / evaluate MMCosine and its baselines for VoxCeleb speaker verification.
+
+Trains speaker classification on VoxCeleb2 dev (ResNetSE34V2-style speaker encoder on waveforms,
+ResNet34 face encoder on 2-fps face crops) and scores trial lists by the cosine similarity of
+the two utterances' fused logit vectors: EER and minDCF per list, also per modality.
+
+    python main_Vox.py --train --fusion_method film --mmcosine True --scaling 10 \\
+        --train_list data/VoxCeleb/train_list.csv --trial_lists data/VoxCeleb/vox2_test.csv data/VoxCeleb/vox1_O.csv \\
+        --audio_root data/VoxCeleb/wav --visual_root data/VoxCeleb/faces
+    python main_Vox.py --ckpt_path runs/voxceleb/<run>/best.pt --trial_lists data/VoxCeleb/vox1_O.csv ...
+
+best.pt is the epoch with the lowest EER on the first trial list.
+"""
+import argparse
+from pathlib import Path
+
+from dataset import DataError
+from dataset.voxceleb import VoxUtterances, read_train_list, read_trial_lists
+from models import AVClassifier
+from models.speaker_encoders import FaceEncoder, SpeakerEncoder
+from utils import trials
+from utils.args import add_shared_args
+from utils.cli import run_main
+from utils.runner import DataSource, Datasets, Selection, eval_loader_for, per_process_batch
+from utils.sampling import SpeakerBatchSampler
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = parser.add_argument_group("VoxCeleb data")
+    g.add_argument("--train_list", default="data/VoxCeleb/train_list.csv",
+                   help="rows <wav path>,<frames dir>,<speaker id>,<frame count>")
+    g.add_argument("--trial_lists", nargs="+", default=["data/VoxCeleb/vox2_test.csv", "data/VoxCeleb/vox1_O.csv"],
+                   help="rows <0|1>,<utt1>,<utt2> (or the official space-separated lists); the first picks best.pt")
+    g.add_argument("--audio_root", default="data/VoxCeleb/wav", help="the lists' wav paths are relative to this")
+    g.add_argument("--visual_root", default="data/VoxCeleb/faces", help="the lists' face-crop folders are relative to this")
+    g.add_argument("--audio_seconds", type=float, default=2.0, help="training crop of each waveform (random position)")
+    g.add_argument("--eval_seconds", type=float, default=4.0, help="centre crop scored at test time")
+    g.add_argument("--num_frames", type=int, default=2, help="face crops per utterance, spread evenly")
+    g.add_argument("--image_size", type=int, default=224, help="face crop side fed to the ResNet34")
+    g.add_argument("--n_mels", type=int, default=64, help="mel bands of the speaker encoder's front end")
+    g.add_argument("--max_per_speaker", type=int, default=500, help="utterances of one speaker used per epoch")
+    add_shared_args(parser, epochs=200, batch_size=256)
+    return parser
+
+
+def build_datasets(args, with_train: bool) -> Datasets:
+    if args.cache_dir is not None:
+        raise DataError("--cache_dir is for the spectrogram datasets; VoxCeleb reads fresh waveform crops each epoch")
+    test = read_trial_lists([Path(p) for p in args.trial_lists], args.audio_root, args.visual_root,
+                            args.eval_seconds, args.num_frames, args.image_size)
+    if with_train:
+        speakers, items = read_train_list(Path(args.train_list), args.audio_root, args.visual_root)
+        train = VoxUtterances([u for u, _ in items], [label for _, label in items], train=True,
+                              seconds=args.audio_seconds, num_frames=args.num_frames, image_size=args.image_size)
+        notes = [f"{len(speakers)} speakers, {len(items)} training utterances; "
+                 f"{len(test)} test utterances in {len(test.lists)} trial list(s): {', '.join(test.lists)}"]
+        return Datasets(classes=speakers, test=test, train=train, notes=notes)
+    # Evaluating a checkpoint: the speakers (classes) come from the checkpoint, not from a train list.
+    return Datasets(classes=[], test=test)
+
+
+def build_model(args, n_classes: int) -> AVClassifier:
+    return AVClassifier(n_classes, fusion=args.fusion_method, mmcosine=args.mmcosine, scaling=args.scaling,
+                        audio_encoder=SpeakerEncoder(n_mels=args.n_mels), visual_encoder=FaceEncoder())
+
+
+def speaker_batches(args, train, num_replicas: int, rank: int) -> SpeakerBatchSampler:
+    return SpeakerBatchSampler(train.labels, per_process_batch(args), args.max_per_speaker, args.random_seed,
+                               num_replicas, rank)
+
+
+def verification_test(args, model, eval_model, data, device, precision, show):
+    loader = eval_loader_for(args, data.test, device)
+    embeddings = trials.embed(eval_model, loader, len(data.test), device, precision, show, args.channels_last)
+    return trials.verification_stats(data.test, embeddings), None
+
+
+SOURCE = DataSource(name="voxceleb", build=build_datasets, make_model=build_model, train_batches=speaker_batches,
+                    test=verification_test, describe_test=trials.describe,
+                    selection=Selection("eer", higher_is_better=False), model_defaults={"fusion_method": "film"})
+
+
+def main(argv=None):
+    return run_main(build_parser(), SOURCE, argv)
+
+
+if __name__ == "__main__":
+    main()

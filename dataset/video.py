@@ -1,39 +1,55 @@
-"""Video -> jpg frames at a chosen rate (OpenCV), written atomically per clip."""
+"""Video -> jpg frames at a chosen rate (OpenCV), written atomically per clip; video -> wav (PyAV)."""
 import shutil
 from pathlib import Path
 
 import cv2
 
 
-def extract_frames(video: Path, out_dir: Path, fps: float = 1.0, quality: int = 95) -> int:
-    """Write frames of `video` as out_dir/00001.jpg, ... (the first frame of each 1/fps-second slot).
-    The folder appears only when complete, so an interrupted run leaves nothing half-done."""
+def iter_frames(video: Path, fps: float = 1.0):
+    """BGR frames of `video`, the first of each 1/fps-second slot."""
     capture = cv2.VideoCapture(str(video))
     if not capture.isOpened():
         raise RuntimeError("cannot open the video")
     native_fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
-    partial = out_dir.parent / f".{out_dir.name}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    written, seen, last_slot = 0, 0, -1
+    seen, last_slot = 0, -1
     try:
         while True:
             ok, frame = capture.read()
             if not ok:
-                break
+                return
             slot = int(seen * fps / native_fps)
             seen += 1
             if slot > last_slot:
                 last_slot = slot
-                written += 1
-                cv2.imwrite(str(partial / f"{written:05d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        if written == 0:
-            raise RuntimeError("no frame could be decoded")
-        partial.rename(out_dir)
+                yield frame
     finally:
         capture.release()
+
+
+def write_folder_atomically(out_dir: Path, fill) -> int:
+    """fill(partial_dir) -> number of files written; the folder appears only when complete,
+    so an interrupted run leaves nothing half-done."""
+    partial = out_dir.parent / f".{out_dir.name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        written = fill(partial)
+        partial.rename(out_dir)
+    finally:
         shutil.rmtree(partial, ignore_errors=True)
     return written
+
+
+def extract_frames(video: Path, out_dir: Path, fps: float = 1.0, quality: int = 95) -> int:
+    """Write frames of `video` as out_dir/00001.jpg, ... (the first frame of each 1/fps-second slot)."""
+    def fill(partial: Path) -> int:
+        written = 0
+        for written, frame in enumerate(iter_frames(video, fps), start=1):
+            cv2.imwrite(str(partial / f"{written:05d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if written == 0:
+            raise RuntimeError("no frame could be decoded")
+        return written
+    return write_folder_atomically(out_dir, fill)
 
 
 def extract_audio(video: Path, wav_path: Path, sample_rate: int = 16000) -> float:

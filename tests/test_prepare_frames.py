@@ -37,16 +37,19 @@ def test_frames_at_the_chosen_rate_resumable_and_failures_reported(tmp_path, cap
     assert "1 already done" in capsys.readouterr().out
 
 
-def write_mp4_with_audio(path, seconds=2, fps=25, rate=22050):
-    """An mp4 with an mpeg4 video track and an AAC audio track (a 440 Hz tone), written with PyAV."""
+def write_mp4_with_audio(path, seconds=2, fps=25, rate=22050, frame_at=None):
+    """An mp4 with an mpeg4 video track and an AAC audio track (a 440 Hz tone), written with PyAV.
+    frame_at(i) -> RGB uint8 frame i (even sides); default: flat 64x48 frames getting brighter."""
     av = pytest.importorskip("av")
+    frame_at = frame_at or (lambda i: np.full((48, 64, 3), 4 * i, np.uint8))
     with av.open(str(path), "w") as out:
         video = out.add_stream("mpeg4", rate=fps)
-        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        video.height, video.width = frame_at(0).shape[:2]
+        video.pix_fmt = "yuv420p"
         audio = out.add_stream("aac", rate=rate)
         audio.layout = "stereo"
         for i in range(seconds * fps):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 4 * i, np.uint8), format="rgb24")
+            frame = av.VideoFrame.from_ndarray(frame_at(i), format="rgb24")
             for packet in video.encode(frame):
                 out.mux(packet)
         t = np.arange(seconds * rate) / rate

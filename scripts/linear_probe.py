@@ -54,7 +54,12 @@ def fit_linear(train_x, train_y, n_classes, epochs, lr, seed=0):
 
 def probe(ckpt_path, modality, data_root=None, epochs=300, lr=1e-2, batch_size=64, num_workers=0, device="auto"):
     ckpt = load_checkpoint(ckpt_path)
-    entry = importlib.import_module(ENTRY_SCRIPTS[ckpt.get("dataset", "cremad")])
+    dataset = ckpt.get("dataset", "cremad")
+    if dataset not in ENTRY_SCRIPTS:
+        raise DataError(f"{ckpt_path} is a {dataset} checkpoint: a linear probe needs test clips of the training "
+                        "classes. For VoxCeleb, the per-modality EERs main_Vox.py logs (test_<list>_eer_a / _eer_v) "
+                        "show how well each encoder learned")
+    entry = importlib.import_module(ENTRY_SCRIPTS[dataset])
     args = entry.build_parser().parse_args([])
     vars(args).update(ckpt["args"])
     args.device, args.gpu_ids, args.cache_dir = device, None, None

@@ -3,10 +3,11 @@
     python scripts/plot_run.py runs/cremad/<baseline run> runs/cremad/<mmcosine run> [--out plots/]
 
 accuracy.png      test accuracy, fused / audio / visual, per epoch
+eer.png           (verification runs) EER on the first trial list, fused / audio / visual, per epoch
 gt_logits.png     mean ground-truth logit per modality (test)
 weight_norms.png  mean classifier weight norm per modality
 angles.png        feature-to-class-centre and feature-to-class-weight angles (mean +- std, test)
-and, for each run with saved test features (--save_features True), from features_best.pt:
+(a figure is left out when no run logged its quantities), and, for each run with saved test features (--save_features True), from features_best.pt:
 <run>_angle_hist.png  per-sample angle to the class centre, audio vs visual
 <run>_embedding.png   2-D PCA of each modality's test features, coloured by class
 """
@@ -35,6 +36,9 @@ def read_metrics(run_dir: Path):
 
 
 def per_modality_figure(runs, title, keys, ylabel, out: Path, std_keys=None):
+    """One panel per (key, name); None (no file) when no run logged any of the keys."""
+    if not any(key in r for _, rows in runs for r in rows for key, _ in keys):
+        return None
     fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.6), squeeze=False)
     for ax, (key, name) in zip(axes[0], keys):
         for label, rows in runs:
@@ -100,6 +104,8 @@ def plot_runs(run_dirs, out_dir=None):
     written = [
         per_modality_figure(runs, "test accuracy (%)", [("test_acc", "fused"), ("test_acc_a", "audio"),
                                                        ("test_acc_v", "visual")], "accuracy (%)", out_dir / "accuracy.png"),
+        per_modality_figure(runs, "test EER, first trial list (%)", [("test_eer", "fused"), ("test_eer_a", "audio"),
+                                                                    ("test_eer_v", "visual")], "EER (%)", out_dir / "eer.png"),
         per_modality_figure(runs, "mean ground-truth logit (test)", [("test_gt_logit_a", "audio"),
                                                                      ("test_gt_logit_v", "visual")], "logit",
                             out_dir / "gt_logits.png"),
@@ -113,6 +119,7 @@ def plot_runs(run_dirs, out_dir=None):
                                       for k in ("test_angle_centre_a", "test_angle_centre_v",
                                                 "test_angle_weight_a", "test_angle_weight_v")}),
     ]
+    written = [path for path in written if path is not None]
     for d in run_dirs:
         if (d / "features_best.pt").is_file():
             written += feature_figures(d.name, d / "features_best.pt", out_dir)

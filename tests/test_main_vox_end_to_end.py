@@ -3,6 +3,7 @@
 and bad trial lists."""
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -161,3 +162,18 @@ def test_torchrun_evaluation_matches_one_process_and_training_runs(vox_run, vox_
             "--run_dir", str(tmp_path / "ddp"), *TINY])
     (logged,) = rows(tmp_path / "ddp")
     assert 0 <= logged["test_vox1_o_eer"] <= 100 and logged["train_count"] > 0
+
+
+def test_linear_probe_explains_it_does_not_apply_to_verification(vox_run, capsys):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    import linear_probe
+    assert linear_probe.main(["--ckpt", str(vox_run / "best.pt"), "--modality", "audio"]) == 2
+    assert "per-modality EERs" in capsys.readouterr().err
+
+
+def test_plot_run_draws_the_eer_curves_of_a_verification_run(vox_run, tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    import plot_run
+    written = {p.name for p in plot_run.plot_runs([vox_run], tmp_path)}
+    assert written == {"eer.png", "weight_norms.png"}  # no accuracy or angle panels without their numbers
+    assert (tmp_path / "eer.png").read_bytes()[:4] == b"\x89PNG"

@@ -4,6 +4,7 @@ import json
 import statistics
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -65,3 +66,32 @@ def test_sweep_rejects_unknown_options():
 def test_summary_without_runs_is_one_clear_error(tmp_path, paths):
     with pytest.raises(SystemExit, match="no run directories"):
         summarize.main([str(tmp_path / p) for p in paths])
+
+
+def fake_vox_run(root, name, mmcosine, scaling, seed, eers):
+    run = root / name
+    run.mkdir(parents=True)
+    (run / "args.json").write_text(json.dumps({"method": "joint", "fusion_method": "film", "mmcosine": mmcosine,
+                                               "scaling": scaling, "random_seed": seed,
+                                               "trial_lists": ["lists/Vox2-Test.csv", "lists/vox1_O.txt"]}))
+    (run / "metrics.jsonl").write_text("".join(
+        json.dumps({"epoch": e + 1, "test_eer": x, "test_min_dcf": x / 50, "test_eer_a": x + 5, "test_eer_v": x + 20,
+                    "test_vox2_test_eer": x, "test_vox1_o_eer_a": 99.0}) + "\n"
+        for e, x in enumerate(eers)))
+
+
+def test_verification_runs_take_the_lowest_eer_and_get_their_own_table(tmp_path, capsys):
+    fake_vox_run(tmp_path, "v0", True, 10.0, 0, [20.0, 8.0, 9.0])
+    fake_vox_run(tmp_path, "v1", True, 10.0, 1, [12.0, 11.0, 6.0])
+    fake_vox_run(tmp_path, "v2", True, 30.0, 0, [15.0, 14.0, 16.0])
+    fake_run(tmp_path, "cd", "joint", "concat", False, 10.0, 0, [45, 44, 43])
+    runs = summarize.main([str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "| best EER (%) | minDCF | audio EER (%) | visual EER (%) |" in out and "| best acc (%) |" in out
+    eer = f"{statistics.mean([8, 6]):.2f} ± {statistics.stdev([8, 6]):.2f}"
+    audio = f"{statistics.mean([13, 11]):.2f} ± {statistics.stdev([13, 11]):.2f}"  # at each run's best epoch
+    assert f"| joint | film | yes | 10 | 0,1 | {eer} | " in out and f" | {audio} | " in out
+    by_name = {Path(r["run"]).name: r for r in runs}
+    assert by_name["v1"]["best_epoch"] == 3 and by_name["v1"]["min_dcf"] == pytest.approx(6 / 50)
+    assert by_name["v2"]["eer_v"] == 34.0 and by_name["cd"]["kind"] == "accuracy"
+    assert (tmp_path / "scaling_eer.png").read_bytes()[:4] == b"\x89PNG"

@@ -47,8 +47,8 @@ def cosine_scores(vectors: torch.Tensor, first, second) -> torch.Tensor:
 
 
 def verification_stats(trial_set, embeddings: Dict[str, torch.Tensor]) -> Dict[str, float]:
-    """<list>_eer{,_a,_v} and <list>_min_dcf{,_a,_v} for every list; `eer` and `min_dcf` repeat
-    the first list's fused numbers (the first list picks best.pt)."""
+    """<list>_eer{,_a,_v} and <list>_min_dcf{,_a,_v} for every list; eer{,_a,_v} and min_dcf{,_a,_v}
+    repeat the first list's numbers (the first list picks best.pt)."""
     stats = {}
     for name in trial_set.lists:
         labels, first, second = trial_set.pairs(name)
@@ -57,7 +57,9 @@ def verification_stats(trial_set, embeddings: Dict[str, torch.Tensor]) -> Dict[s
             stats[f"{name}_eer{suffix}"] = eer(scores, labels)
             stats[f"{name}_min_dcf{suffix}"] = min_dcf(scores, labels)
     first_list = next(iter(trial_set.lists))
-    stats["eer"], stats["min_dcf"] = stats[f"{first_list}_eer"], stats[f"{first_list}_min_dcf"]
+    for suffix in embeddings:
+        for metric in ("eer", "min_dcf"):
+            stats[f"{metric}{suffix}"] = stats[f"{first_list}_{metric}{suffix}"]
     return stats
 
 

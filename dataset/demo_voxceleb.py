@@ -7,8 +7,9 @@
     vox1_O.txt        0|1 utt1 utt2                trials among other held-out speakers (space-separated,
                                                    like the official veri_test2.txt)
 
-Each speaker has a voice (a harmonic tone at its own pitch, +-2 % per utterance, in noise) and
-a face (a blob of its own colour on a noisy background, placed at random). Test speakers are
+Each speaker has a voice (a harmonic tone at its own pitch, +-6 % per utterance, in noise) and
+a face (a blob of its own colour, shifted by the "lighting" of each shot, on a noisy background,
+placed at random). Test speakers are
 not training speakers, so verification relies on how the logit vectors of unseen voices and
 faces resemble each other, as in the real task. Deterministic in --seed.
 """
@@ -25,18 +26,19 @@ SAMPLE_RATE = 16000
 
 def _voice(pitch: float, rng: np.random.Generator) -> np.ndarray:
     t = np.arange(int(rng.uniform(1.0, 3.0) * SAMPLE_RATE)) / SAMPLE_RATE
-    f0 = pitch * rng.uniform(0.98, 1.02)
+    f0 = pitch * rng.uniform(0.94, 1.06)
     tone = sum(np.sin(2 * np.pi * k * f0 * t + rng.uniform(0, 2 * np.pi)) / k for k in range(1, 5))
-    return (rng.uniform(0.05, 0.15) * tone + rng.normal(0, 0.05, t.shape)).astype(np.float32)
+    return (rng.uniform(0.05, 0.15) * tone + rng.normal(0, 0.15, t.shape)).astype(np.float32)
 
 
 def _face(colour: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    frame = rng.normal(110, 35, (size, size, 3))
+    frame = rng.normal(110, 45, (size, size, 3))
+    colour = colour + rng.normal(0, 25, 3)  # lighting differs from shot to shot
     radius = size // 3
     cy, cx = rng.integers(radius, size - radius, 2)
     yy, xx = np.mgrid[:size, :size]
     blob = (yy - cy) ** 2 + (xx - cx) ** 2 < radius ** 2
-    frame[blob] = colour + rng.normal(0, 25, (blob.sum(), 3))
+    frame[blob] = colour + rng.normal(0, 40, (blob.sum(), 3))
     return np.clip(frame, 0, 255).astype(np.uint8)
 
 
@@ -64,8 +66,8 @@ def _trials(utterances_by_speaker):
     return [(int(a[0] == b[0]), f"{a[1]}.wav", f"{b[1]}.wav") for a, b in itertools.combinations(keyed, 2)]
 
 
-def write_voxceleb_demo(out: Path, train_speakers: int = 8, utterances_per_speaker: int = 4,
-                        test_speakers: int = 4, test_utterances: int = 3, image_size: int = 48,
+def write_voxceleb_demo(out: Path, train_speakers: int = 12, utterances_per_speaker: int = 4,
+                        test_speakers: int = 6, test_utterances: int = 3, image_size: int = 48,
                         seed: int = 0) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ from utils.methods.ogm import modulation_coefficients
 
 def method_args(**kw):
     base = dict(method="joint", alpha=0.8, modulation_starts=1, modulation_ends=50, learning_rate=0.01,
-                mslr_audio_scale=1.0, mslr_visual_scale=1.0)
+                mslr_audio_scale=1.0, mslr_visual_scale=1.0, mslr_strategy="fixed", mslr_every=5, mslr_holdout=0.1)
     return SimpleNamespace(**{**base, **kw})
 
 
@@ -88,6 +88,43 @@ def test_mslr_groups_carry_the_set_rates(model_and_batch):
     ids = [id(p) for g in groups for p in g["params"]]
     assert sorted(ids) == sorted(id(p) for p in model.parameters())  # every parameter exactly once
     assert {id(p) for p in groups[0]["params"]} == {id(p) for p in model.audio_encoder.parameters()}
+
+
+def test_dynamic_mslr_scales_each_encoder_rate_by_its_recent_progress(model_and_batch):
+    model = model_and_batch[0]
+    method = build_method(method_args(method="mslr", mslr_strategy="dynamic", mslr_every=2, mslr_audio_scale=2.0))
+    optimizer = torch.optim.SGD(method.param_groups(model), lr=0.01)
+    held_out = iter([{"acc_a": 40.0, "acc_v": 10.0}, {"acc_a": 40.0, "acc_v": 30.0},
+                     {"acc_a": 30.0, "acc_v": 30.0}, {"acc_a": 20.0, "acc_v": 60.0}])
+    method.measure = lambda dataset: next(held_out)
+    rates = lambda: {g["name"]: g["lr"] for g in optimizer.param_groups}  # noqa: E731
+    assert method.start_epoch(1, model, optimizer) == {}          # nothing trained yet
+    method.start_epoch(2, model, optimizer)                       # one measurement, no adjustment yet
+    assert rates() == {"audio_encoder": 0.02, "visual_encoder": 0.01, "fusion": 0.01}
+    record = method.start_epoch(3, model, optimizer)              # (3 - 1) % 2 == 0: adjust over [m1, m2]
+    assert record["mslr_factor_audio"] == pytest.approx(40 / 40) and record["mslr_factor_visual"] == pytest.approx(30 / 20)
+    assert rates() == pytest.approx({"audio_encoder": 0.02, "visual_encoder": 0.015, "fusion": 0.01})
+    method.start_epoch(4, model, optimizer)                       # measured, not adjusted
+    record = method.start_epoch(5, model, optimizer)              # over the last two: [m3, m4]
+    assert record["mslr_factor_audio"] == pytest.approx(20 / 25) and record["mslr_factor_visual"] == pytest.approx(60 / 45)
+    assert rates()["audio_encoder"] == pytest.approx(0.016) and rates()["fusion"] == 0.01
+    restored = build_method(method_args(method="mslr", mslr_strategy="dynamic", mslr_every=2))
+    restored.load_state_dict(method.state_dict())
+    assert restored.history == method.history
+
+
+def test_dynamic_mslr_from_the_command_line(demo_root, tmp_path):
+    main_CD.main(["--train", "--data_root", str(demo_root), "--run_dir", str(tmp_path / "run"), "--epochs", "3",
+                  "--method", "mslr", "--mslr_strategy", "dynamic", "--mslr_every", "1", "--mslr_holdout", "0.2",
+                  *TINY_FLAGS])
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[0]["train_count"] == 14 and "mslr_factor_audio" not in rows[0]
+    for before, after in zip(rows, rows[1:]):
+        for modality in ("audio", "visual"):
+            expected = before[f"lr_{modality}_encoder"] * after[f"mslr_factor_{modality}"]
+            assert after[f"lr_{modality}_encoder"] == pytest.approx(expected)
+        assert after["lr_fusion"] == before["lr_fusion"]
+    assert 0 <= rows[-1]["mslr_holdout_acc_v"] <= 100
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))

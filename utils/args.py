@@ -72,6 +72,12 @@ def add_method_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--gb_every", type=int, default=5, help="G-Blending: re-estimate the loss weights every N epochs")
     g.add_argument("--mslr_audio_scale", type=float, default=1.0, help="MSLR: audio encoder lr = learning_rate x this")
     g.add_argument("--mslr_visual_scale", type=float, default=1.0, help="MSLR: visual encoder lr = learning_rate x this")
+    g.add_argument("--mslr_strategy", choices=["fixed", "dynamic"], default="fixed",
+                   help="MSLR: fixed rates, or dynamic: every --mslr_every epochs each encoder's rate x (latest / "
+                        "mean of the last --mslr_every held-out accuracies of its own head)")
+    g.add_argument("--mslr_every", type=int, default=5, help="MSLR dynamic: adjust every N epochs, over N measurements")
+    g.add_argument("--mslr_holdout", type=float, default=0.1,
+                   help="MSLR dynamic: fraction of the train split held out to measure each modality")
 
 
 def add_training_args(parser: argparse.ArgumentParser, epochs: int = 100, batch_size: int = 32) -> None:

@@ -231,8 +231,8 @@ def train(args, source: DataSource, dist_device=None) -> dict:
         for epoch in range(start_epoch, args.epochs + 1):
             train_sampler.set_epoch(epoch)
             torch.manual_seed(epoch_seed(args.random_seed, epoch))
+            method_record = method.start_epoch(epoch, model, optimizer) or {}
             lrs = {f"lr_{g['name']}" if "name" in g else "lr": g["lr"] for g in optimizer.param_groups}
-            method.start_epoch(epoch, model)
             started = time.perf_counter()
             train_stats = train_one_epoch(train_model, train_loader, optimizer, precision, device, epoch, method,
                                           model, show, args.channels_last)
@@ -250,7 +250,7 @@ def train(args, source: DataSource, dist_device=None) -> dict:
                          "args": vars(args), "dataset": source.name}
                 save_epoch_files(run_dir, state, best["epoch"] == epoch, features if args.save_features else None,
                                  model, data.classes)
-                record = {**lrs, **{f"train_{k}": v for k, v in train_stats.items()},
+                record = {**lrs, **method_record, **{f"train_{k}": v for k, v in train_stats.items()},
                           **{f"test_{k}": v for k, v in test_stats.items()},
                           **classifier_weight_norms(model), f"best_{selection.key}": best[selection.key],
                           "best_epoch": best["epoch"]}

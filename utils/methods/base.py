@@ -31,9 +31,11 @@ class Method:
         """Optimizer parameter groups (MSLR gives each encoder its own learning rate)."""
         return [{"params": [p for p in model.parameters() if p.requires_grad]}]
 
-    def start_epoch(self, epoch: int, model) -> None:
-        """Called before each training epoch. `self.measure(dataset)`, set by the runner, evaluates
-        the model on a dataset and returns its statistics (losses per head, accuracies)."""
+    def start_epoch(self, epoch: int, model, optimizer) -> Dict[str, float]:
+        """Called before each training epoch (may change the optimizer's learning rates).
+        `self.measure(dataset)`, set by the runner, evaluates the model on a dataset and returns its
+        statistics (losses and accuracies per head). Returns numbers to log for the epoch."""
+        return {}
 
     def loss(self, out, labels: torch.Tensor, epoch: int) -> torch.Tensor:
         return F.cross_entropy(out.logits.float(), labels)

@@ -9,33 +9,12 @@ clips (V) and on as many training clips (T); between two measurements n and n+N,
 and the weights are w_k = G_k / O_k^2, normalised to sum to 1 (a head that did not generalise,
 G_k <= 0, gets weight 0; if none did, the weights stay). Until the second measurement all heads weigh 1/3.
 """
-import random
-
 import torch.nn.functional as F
-from torch.utils.data import Dataset
 
 from .base import Method
+from .holdout import KeyedSubset, shuffled_split
 
 HEADS = ("", "_a", "_v")  # fused, audio, visual: suffixes of the logged losses
-
-
-class KeyedSubset(Dataset):
-    """A subset of one of our datasets whose keys may be (index, augmentation seed) pairs."""
-
-    def __init__(self, dataset, indices):
-        self.dataset, self.indices = dataset, list(indices)
-
-    def __len__(self):
-        return len(self.indices)
-
-    @property
-    def labels(self):
-        return [self.dataset.labels[i] for i in self.indices]
-
-    def __getitem__(self, key):
-        if isinstance(key, tuple):
-            return self.dataset[(self.indices[key[0]], key[1])]
-        return self.dataset[self.indices[key]]
 
 
 def blending_weights(previous, current, eps: float = 1e-8):
@@ -60,14 +39,12 @@ class GBlending(Method):
 
     def split_train(self, train, seed: int):
         """(clips to train on, held-out clips); deterministic in the seed."""
-        order = list(range(len(train)))
-        random.Random(seed).shuffle(order)
-        n_hold = max(1, int(round(len(train) * self.args.gb_holdout)))
-        self.holdout = KeyedSubset(train, sorted(order[:n_hold]))
-        self.train_probe = KeyedSubset(train, sorted(order[n_hold:2 * n_hold]))
-        return KeyedSubset(train, sorted(order[n_hold:])), self.holdout
+        held, rest = shuffled_split(len(train), self.args.gb_holdout, seed)
+        self.holdout = KeyedSubset(train, sorted(held))
+        self.train_probe = KeyedSubset(train, sorted(rest[:len(held)]))
+        return KeyedSubset(train, sorted(rest)), self.holdout
 
-    def start_epoch(self, epoch, model):
+    def start_epoch(self, epoch, model, optimizer):
         if self.measure is None or (epoch - 1) % self.args.gb_every:
             return
         t, v = self.measure(self.train_probe), self.measure(self.holdout)

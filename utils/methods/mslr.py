@@ -1,11 +1,44 @@
-"""MSLR (Yao & Mihalcea, ACL 2022), fixed variant: each encoder trains with its own learning
-rate, --learning_rate times --mslr_audio_scale / --mslr_visual_scale; the fusion head keeps
---learning_rate. The StepLR schedule scales all groups alike."""
+"""MSLR (Yao & Mihalcea, Findings of ACL 2022): modality-specific learning rates.
+
+Each encoder trains with its own learning rate, --learning_rate times --mslr_audio_scale /
+--mslr_visual_scale (the paper's "keep" strategy: rates carried over from the uni-modal
+models); the fusion head keeps --learning_rate. The StepLR schedule scales all groups alike.
+
+--mslr_strategy dynamic adds the paper's dynamic adjustment, as we read it: before each epoch
+the accuracy of each modality's own head is measured on a held-out part of the training split
+(--mslr_holdout, never trained on); every --mslr_every epochs each encoder's rate is multiplied
+by (latest accuracy) / (mean of the last --mslr_every accuracies), so a modality that is still
+improving learns faster and one that has stalled or is degrading slows down.
+"""
+from collections import deque
+
 from .base import Method, encoder_params
+from .holdout import KeyedSubset, shuffled_split
+
+MODALITIES = (("audio", "_a"), ("visual", "_v"))
+
+
+def rate_factor(history) -> float:
+    """latest / mean(history); 1 when the mean is 0 (nothing learned yet)."""
+    mean = sum(history) / len(history)
+    return history[-1] / mean if mean > 0 else 1.0
 
 
 class MSLR(Method):
     name = "mslr"
+
+    def __init__(self, args):
+        super().__init__(args)
+        self.dynamic = getattr(args, "mslr_strategy", "fixed") == "dynamic"
+        self.history = {m: deque(maxlen=args.mslr_every) for m, _ in MODALITIES} if self.dynamic else {}
+        self.holdout = None  # set by split_train
+
+    def split_train(self, train, seed: int):
+        if not self.dynamic:
+            return train, None
+        held, rest = shuffled_split(len(train), self.args.mslr_holdout, seed)
+        self.holdout = KeyedSubset(train, sorted(held))
+        return KeyedSubset(train, sorted(rest)), self.holdout
 
     def param_groups(self, model):
         lr = self.args.learning_rate
@@ -15,3 +48,27 @@ class MSLR(Method):
         return [{"params": audio, "lr": lr * self.args.mslr_audio_scale, "name": "audio_encoder"},
                 {"params": visual, "lr": lr * self.args.mslr_visual_scale, "name": "visual_encoder"},
                 {"params": rest, "lr": lr, "name": "fusion"}]
+
+    def start_epoch(self, epoch, model, optimizer):
+        if not self.dynamic or epoch == 1 or self.measure is None:
+            return {}
+        stats = self.measure(self.holdout)  # the model after epoch - 1
+        record = {}
+        for modality, suffix in MODALITIES:
+            self.history[modality].append(stats[f"acc{suffix}"])
+            record[f"mslr_holdout_acc{suffix}"] = stats[f"acc{suffix}"]
+        if (epoch - 1) % self.args.mslr_every == 0:
+            for group in optimizer.param_groups:
+                modality = group.get("name", "").replace("_encoder", "")
+                if modality in self.history:
+                    factor = rate_factor(self.history[modality])
+                    group["lr"] *= factor
+                    record[f"mslr_factor_{modality}"] = factor
+        return record
+
+    def state_dict(self):
+        return {"history": {m: list(h) for m, h in self.history.items()}}
+
+    def load_state_dict(self, state):
+        for modality, values in state.get("history", {}).items():
+            self.history[modality].extend(values)

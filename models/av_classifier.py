@@ -8,6 +8,9 @@ from torch import nn
 from .encoders import AudioEncoder, VisualEncoder
 from .fusion import FUSIONS
 from .mmcosine import cosine_logits
+from .mmtm import MMTMBridge
+
+MID_FUSIONS = {"mmtm": MMTMBridge}  # optional cross-modal modules between the encoders' stages
 
 
 class AVOutput(NamedTuple):
@@ -34,6 +37,15 @@ class AVClassifier(nn.Module):
         # MMCosine has no bias; leaving it out also keeps every parameter in the loss (DDP-friendly).
         self.fusion = FUSIONS[fusion](n_classes, bias=not self.mmcosine)
         self.modalities = ("audio", "visual")
+        self.mid_fusion_name: Optional[str] = None
+        self.mid_fusion: Optional[nn.Module] = None
+
+    def add_mid_fusion(self, name: str) -> None:
+        """Insert cross-modal modules between the encoders' stages (e.g. MMTM for Greedy)."""
+        if name not in MID_FUSIONS:
+            raise ValueError(f"unknown mid-level fusion {name!r}; choose one of {sorted(MID_FUSIONS)}")
+        self.mid_fusion_name = name
+        self.mid_fusion = MID_FUSIONS[name](self.audio_encoder, self.visual_encoder)
 
     def keep_only(self, modality: str) -> None:
         """Uni-modal model with the same encoder and head: the other encoder is frozen and skipped,
@@ -43,7 +55,10 @@ class AVClassifier(nn.Module):
             p.requires_grad_(False)
         self.modalities = (modality,)
 
-    def _encode(self, audio, visual):
+    def encode(self, audio, visual):
+        """(a, v): the two encoders' 512-d features, before the fusion module."""
+        if self.mid_fusion is not None:
+            return self.mid_fusion(self.audio_encoder, self.visual_encoder, audio, visual)
         if self.modalities == ("audio",):
             a = self.audio_encoder(audio)
             return a, a.new_zeros(a.shape)
@@ -57,7 +72,7 @@ class AVClassifier(nn.Module):
         return self.fusion.classifier_weights()
 
     def forward(self, audio: torch.Tensor, visual: torch.Tensor) -> AVOutput:
-        feat_a, feat_v, fused = self.fusion(*self._encode(audio, visual))
+        feat_a, feat_v, fused = self.fusion(*self.encode(audio, visual))
         w_a, w_v = self.fusion.classifier_weights()
         if self.mmcosine:
             logits_a = cosine_logits(feat_a, w_a, self.scaling)

@@ -24,14 +24,21 @@ def _resnet_trunk(in_channels: int, arch: str = "resnet18") -> nn.Sequential:
 
 
 class AudioEncoder(nn.Module):
-    """(B, 1, F, T) log-spectrogram -> (B, 512)."""
+    """(B, 1, F, T) log-spectrogram -> (B, 512). fold / trunk / pool are separate so mid-level
+    fusion (models/mmtm.py) can run the trunk stage by stage."""
 
     def __init__(self):
         super().__init__()
         self.trunk = _resnet_trunk(in_channels=1)
 
+    def fold(self, spec: torch.Tensor) -> torch.Tensor:
+        return spec
+
+    def pool(self, maps: torch.Tensor, batch: int) -> torch.Tensor:
+        return maps.mean(dim=(2, 3))
+
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
-        return self.trunk(spec).mean(dim=(2, 3))
+        return self.pool(self.trunk(self.fold(spec)), spec.shape[0])
 
 
 class VisualEncoder(nn.Module):
@@ -41,8 +48,13 @@ class VisualEncoder(nn.Module):
         super().__init__()
         self.trunk = _resnet_trunk(in_channels=3, arch=arch)
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+    def fold(self, frames: torch.Tensor) -> torch.Tensor:
         b, c, t, h, w = frames.shape
-        folded = frames.transpose(1, 2).reshape(b * t, c, h, w)
-        maps = self.trunk(folded)  # (B*T, 512, h', w')
-        return maps.reshape(b, t, *maps.shape[1:]).mean(dim=(1, 3, 4))
+        return frames.transpose(1, 2).reshape(b * t, c, h, w)
+
+    def pool(self, maps: torch.Tensor, batch: int) -> torch.Tensor:
+        """(B*T, C, h', w') -> (B, C)."""
+        return maps.reshape(batch, -1, *maps.shape[1:]).mean(dim=(1, 3, 4))
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.trunk(self.fold(frames)), frames.shape[0])

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from dataset.errors import DataError, first_line_of  # noqa: E402
-from utils.build import build_model, resolve_device  # noqa: E402
+from utils.build import build_model, match_checkpoint_architecture, resolve_device  # noqa: E402
 from utils.checkpoint import load_checkpoint  # noqa: E402
 from utils.engine import to_device  # noqa: E402
 from utils.sampling import make_loader  # noqa: E402
@@ -28,12 +28,13 @@ ENTRY_SCRIPTS = {"cremad": "main_CD", "ssw60": "main_SSW"}  # checkpoint's datas
 
 
 @torch.no_grad()
-def encode(encoder, dataset, modality, device, batch_size, num_workers):
+def encode(features, dataset, device, batch_size, num_workers):
+    """features(audio, visual) -> (B, d) for every clip of `dataset`, with the labels."""
     loader = make_loader(dataset, batch_size, list(range(len(dataset))), num_workers, device.type == "cuda")
     feats, labels = [], []
     for batch in loader:
         audio, visual, y = to_device(batch, device)
-        feats.append(encoder(audio if modality == "audio" else visual).float().cpu())
+        feats.append(features(audio, visual).float().cpu())
         labels.append(y.cpu())
     return torch.cat(feats), torch.cat(labels)
 
@@ -68,13 +69,17 @@ def probe(ckpt_path, modality, data_root=None, epochs=300, lr=1e-2, batch_size=6
     data = entry.SOURCE.build(args, True)
     data.train.transform = data.test.transform  # features without augmentation
     model = build_model(args, len(data.classes))
+    match_checkpoint_architecture(model, ckpt["model_config"])
     model.load_state_dict(ckpt["model"])
     device = resolve_device(args)
-    encoder = (model.audio_encoder if modality == "audio" else model.visual_encoder).to(device).eval()
-    for p in encoder.parameters():
-        p.requires_grad_(False)
-    train_x, train_y = encode(encoder, data.train, modality, device, batch_size, num_workers)
-    test_x, test_y = encode(encoder, data.test, modality, device, batch_size, num_workers)
+    model.to(device).eval().requires_grad_(False)
+    if model.mid_fusion is None:  # the encoder alone gives its features
+        encoder = model.audio_encoder if modality == "audio" else model.visual_encoder
+        features = (lambda audio, visual: encoder(audio)) if modality == "audio" else (lambda audio, visual: encoder(visual))
+    else:  # cross-modal modules inside the encoders: their features depend on both inputs
+        features = lambda audio, visual: model.encode(audio, visual)[0 if modality == "audio" else 1]  # noqa: E731
+    train_x, train_y = encode(features, data.train, device, batch_size, num_workers)
+    test_x, test_y = encode(features, data.test, device, batch_size, num_workers)
     classify = fit_linear(train_x, train_y, len(data.classes), epochs, lr)
     with torch.no_grad():
         train_acc = (classify(train_x).argmax(1) == train_y).double().mean().item() * 100

@@ -63,13 +63,18 @@ def add_method_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("balancing method (combinable with --mmcosine)")
     g.add_argument("--method", choices=sorted(METHODS), default="joint",
                    help="joint: plain joint training; audio_only / visual_only: uni-modal baselines; ogm / ogm_ge: "
-                        "gradient modulation; gblending: loss weights per head; mslr: per-encoder learning rates")
+                        "gradient modulation; gblending: loss weights per head; greedy: MMTM mid-fusion with re-balancing "
+                        "steps; mslr: per-encoder learning rates")
     g.add_argument("--alpha", type=float, default=0.8, help="OGM modulation strength (0.8 suggested for CREMA-D)")
     g.add_argument("--modulation_starts", type=int, default=1, help="first epoch OGM modulates (1-based)")
     g.add_argument("--modulation_ends", type=int, default=50, help="last epoch OGM modulates (included)")
     g.add_argument("--gb_holdout", type=float, default=0.1,
                    help="G-Blending: fraction of the train split held out to measure generalisation")
     g.add_argument("--gb_every", type=int, default=5, help="G-Blending: re-estimate the loss weights every N epochs")
+    g.add_argument("--greedy_epsilon", type=float, default=0.01,
+                   help="Greedy: imbalance tolerance on the conditional learning speed gap before re-balancing")
+    g.add_argument("--greedy_window", type=int, default=5, help="Greedy: steps in one re-balancing window")
+    g.add_argument("--greedy_starts", type=int, default=2, help="Greedy: first epoch (1-based) that may re-balance")
     g.add_argument("--mslr_audio_scale", type=float, default=1.0, help="MSLR: audio encoder lr = learning_rate x this")
     g.add_argument("--mslr_visual_scale", type=float, default=1.0, help="MSLR: visual encoder lr = learning_rate x this")
     g.add_argument("--mslr_strategy", choices=["fixed", "dynamic"], default="fixed",

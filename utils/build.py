@@ -31,9 +31,19 @@ def fill_model_flags(args, ckpt_config: Optional[dict], dataset_defaults: Option
             setattr(args, flag, ckpt_config[from_ckpt[flag]] if ckpt_config else default)
 
 
-def model_config(args, classes, modalities=("audio", "visual")) -> dict:
+def model_config(args, classes, modalities=("audio", "visual"), mid_fusion=None) -> dict:
     return {"n_classes": len(classes), "classes": list(classes), "fusion": args.fusion_method,
-            "mmcosine": bool(args.mmcosine), "scaling": float(args.scaling), "modalities": list(modalities)}
+            "mmcosine": bool(args.mmcosine), "scaling": float(args.scaling), "modalities": list(modalities),
+            "mid_fusion": mid_fusion}
+
+
+def match_checkpoint_architecture(model, ckpt_config: dict) -> None:
+    """Give a freshly built model the uni-modal restriction or mid-level fusion its checkpoint had."""
+    modalities = ckpt_config.get("modalities", ["audio", "visual"])
+    if len(modalities) == 1:  # a uni-modal baseline's checkpoint
+        model.keep_only(modalities[0])
+    if ckpt_config.get("mid_fusion"):
+        model.add_mid_fusion(ckpt_config["mid_fusion"])
 
 
 def build_model(args, n_classes: int) -> AVClassifier:

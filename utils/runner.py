@@ -18,7 +18,8 @@ import torch
 from dataset.errors import DataError
 
 from . import distributed
-from .build import build_model, build_optimizer, fill_model_flags, model_config, prepare_model, resolve_device
+from .build import (build_model, build_optimizer, fill_model_flags, match_checkpoint_architecture, model_config,
+                    prepare_model, resolve_device)
 from .caching import attach_caches
 from .checkpoint import check_compatible, load_checkpoint, load_encoder_weights, save_atomic
 from .engine import evaluate, train_one_epoch
@@ -113,10 +114,9 @@ def evaluate_checkpoint(args, source: DataSource, dist_device=None) -> dict:
     attach_caches(data, args, source.name, not args.no_progress)
     classes = data.classes or ckpt["model_config"]["classes"]  # verification test sets carry no classes
     model = source.make_model(args, len(classes))
-    modalities = ckpt["model_config"].get("modalities", ["audio", "visual"])
-    if len(modalities) == 1:  # a uni-modal baseline's checkpoint
-        model.keep_only(modalities[0])
-    check_compatible(model_config(args, classes, modalities), ckpt["model_config"], args.ckpt_path)
+    match_checkpoint_architecture(model, ckpt["model_config"])
+    check_compatible(model_config(args, classes, model.modalities, model.mid_fusion_name), ckpt["model_config"],
+                     args.ckpt_path)
     model.load_state_dict(ckpt["model"])
     device = resolve_device(args, dist_device)
     model, _, eval_model = prepare_model(model, device, args.channels_last, args.compile, args.compile_mode)
@@ -189,7 +189,7 @@ def train(args, source: DataSource, dist_device=None) -> dict:
     method = build_method(args)
     method.configure_model(model)
     data.train, holdout = method.split_train(data.train, args.random_seed)
-    config = model_config(args, data.classes, model.modalities)
+    config = model_config(args, data.classes, model.modalities, model.mid_fusion_name)
     for path, encoder, prefix in ((args.audio_pretrain, model.audio_encoder, "audio_encoder."),
                                   (args.visual_pretrain, model.visual_encoder, "visual_encoder.")):
         if path is not None and resume_state is None:

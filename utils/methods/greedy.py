@@ -1,0 +1,91 @@
+"""Greedy (Wu, Jastrzebski, Cho, Geras, ICML 2022): balanced multi-modal learning by re-balancing
+steps driven by the conditional learning speeds of the modalities.
+
+The model gets MMTM modules between the encoders' stages (models/mmtm.py): each modality has
+its own branch (its encoder, "main") and a cross-modal path into it (its MMTM gates, "bypass").
+After every backward pass outside re-balancing, the relative update speed
+||grad||^2 / ||weight||^2 of each group is added to a running sum M, and
+    BDR_m = log10(M_bypass_m / M_main_m),    d = BDR_audio - BDR_visual.
+BDR_m large means branch m learns more through the other modality than from its own input.
+From epoch --greedy_starts on, when |d| > --greedy_epsilon, the next --greedy_window steps are
+re-balancing steps for that modality (d > 0: audio, d < 0: visual): its MMTM gates are frozen at
+their running average, so it receives no cross-modal information and has to learn from its own
+input. This follows the authors' released training callback; their code, unlike ours, also
+froze the gates during evaluation while a re-balancing window was open.
+"""
+import math
+
+import torch
+
+from dataset.errors import DataError
+
+from .base import Method
+
+MODALITIES = ("audio", "visual")
+
+
+def relative_speed(params) -> float:
+    """sum ||grad||^2 / sum ||weight||^2 over the parameters (a missing gradient counts as zero)."""
+    grads = sum(float(p.grad.detach().float().pow(2).sum()) for p in params if p.grad is not None)
+    weights = sum(float(p.detach().float().pow(2).sum()) for p in params)
+    return grads / weights if weights > 0 else 0.0
+
+
+class Greedy(Method):
+    name = "greedy"
+
+    def __init__(self, args):
+        super().__init__(args)
+        self.speed_sums = {f"{part}_{m}": 0.0 for part in ("main", "bypass") for m in MODALITIES}
+        self.rebalancing, self.rebalanced_steps, self.cut = False, 0, None
+        self.speed_gap = 0.0
+
+    def configure_model(self, model) -> None:
+        try:
+            model.add_mid_fusion("mmtm")
+        except ValueError as err:  # e.g. the VoxCeleb encoders have no ResNet trunk to interleave
+            raise DataError(f"--method greedy: {err}") from None
+
+    def _update_speed_gap(self, model) -> float:
+        bypass = model.mid_fusion.parameter_groups()
+        for m in MODALITIES:
+            encoder = model.audio_encoder if m == "audio" else model.visual_encoder
+            self.speed_sums[f"main_{m}"] += relative_speed(list(encoder.parameters()))
+            self.speed_sums[f"bypass_{m}"] += relative_speed(bypass[m])
+        bdr = {m: math.log10(max(self.speed_sums[f"bypass_{m}"], 1e-30) / max(self.speed_sums[f"main_{m}"], 1e-30))
+               for m in MODALITIES}
+        self.speed_gap = bdr["audio"] - bdr["visual"]
+        return self.speed_gap
+
+    def before_step(self, model, out, labels, epoch):
+        used = {f"greedy_rebalancing_{m}": float(model.mid_fusion.cut == m) for m in MODALITIES}
+        with torch.no_grad():
+            if epoch < self.args.greedy_starts:
+                self._update_speed_gap(model)
+                self.rebalancing, self.cut = False, None
+            elif not self.rebalancing:
+                gap = self._update_speed_gap(model)
+                if abs(gap) > self.args.greedy_epsilon:
+                    self.rebalancing, self.rebalanced_steps = True, 0
+                    self.cut = "audio" if gap > 0 else "visual"
+            else:
+                self.rebalanced_steps += 1
+                if self.rebalanced_steps == self.args.greedy_window:
+                    self.rebalancing, self.cut = False, None
+        model.mid_fusion.cut = self.cut if self.rebalancing else None  # applies from the next forward on
+        return {**used, "greedy_speed_gap": self.speed_gap}
+
+    def state_dict(self):
+        return {"speed_sums": dict(self.speed_sums), "rebalancing": self.rebalancing,
+                "rebalanced_steps": self.rebalanced_steps, "cut": self.cut, "speed_gap": self.speed_gap}
+
+    def load_state_dict(self, state):
+        self.speed_sums.update(state.get("speed_sums", {}))
+        self.rebalancing = state.get("rebalancing", False)
+        self.rebalanced_steps = state.get("rebalanced_steps", 0)
+        self.cut, self.speed_gap = state.get("cut"), state.get("speed_gap", 0.0)
+
+    def start_epoch(self, epoch, model, optimizer):
+        # After a resume the restored state must reach the model before the first forward.
+        model.mid_fusion.cut = self.cut if self.rebalancing else None
+        return {}

@@ -48,10 +48,14 @@ class Greedy(Method):
 
     def _update_speed_gap(self, model) -> float:
         bypass = model.mid_fusion.parameter_groups()
+        speeds = {}
         for m in MODALITIES:
             encoder = model.audio_encoder if m == "audio" else model.visual_encoder
-            self.speed_sums[f"main_{m}"] += relative_speed(list(encoder.parameters()))
-            self.speed_sums[f"bypass_{m}"] += relative_speed(bypass[m])
+            speeds[f"main_{m}"] = relative_speed(list(encoder.parameters()))
+            speeds[f"bypass_{m}"] = relative_speed(bypass[m])
+        if all(math.isfinite(v) for v in speeds.values()):  # fp16 overflow: the scaler skips this step too
+            for key, value in speeds.items():
+                self.speed_sums[key] += value
         bdr = {m: math.log10(max(self.speed_sums[f"bypass_{m}"], 1e-30) / max(self.speed_sums[f"main_{m}"], 1e-30))
                for m in MODALITIES}
         self.speed_gap = bdr["audio"] - bdr["visual"]

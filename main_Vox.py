@@ -73,7 +73,10 @@ def speaker_batches(args, train, num_replicas: int, rank: int) -> SpeakerBatchSa
 def verification_test(args, model, eval_model, data, device, precision, show):
     loader = eval_loader_for(args, data.test, device)
     embeddings = trials.embed(eval_model, loader, len(data.test), device, precision, show, args.channels_last)
-    return trials.verification_stats(data.test, embeddings), None
+    # What --save_features keeps: every test utterance's logit vectors, enough to re-score any trial list.
+    features = {f"logits{suffix}": vectors for suffix, vectors in embeddings.items()}
+    features["utterances"] = list(data.test.keys)
+    return trials.verification_stats(data.test, embeddings), features
 
 
 SOURCE = DataSource(name="voxceleb", build=build_datasets, make_model=build_model, train_batches=speaker_batches,

@@ -121,8 +121,8 @@ def plot_runs(run_dirs, out_dir=None):
     ]
     written = [path for path in written if path is not None]
     for d in run_dirs:
-        if (d / "features_best.pt").is_file():
-            written += feature_figures(d.name, d / "features_best.pt", out_dir)
+        if (d / "features_best.pt").is_file() and "labels" in torch.load(d / "features_best.pt", weights_only=True):
+            written += feature_figures(d.name, d / "features_best.pt", out_dir)  # (verification runs have no labels)
     return written
 
 

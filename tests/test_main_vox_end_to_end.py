@@ -35,7 +35,7 @@ def data_flags(root):
 def vox_run(vox_root, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("voxruns") / "run"
     main_Vox.main(["--train", *data_flags(vox_root), "--run_dir", str(run_dir), "--epochs", "2",
-                   "--mmcosine", "True", *TINY])
+                   "--mmcosine", "True", "--save_features", "True", *TINY])
     return run_dir
 
 
@@ -104,6 +104,11 @@ def test_embeddings_and_scores_match_a_direct_computation(vox_run, vox_root):
             direct[i] = out
             torch.testing.assert_close(embedded[""][i], out.logits[0], rtol=1e-4, atol=1e-4)
             torch.testing.assert_close(embedded["_a"][i], out.logits_a[0], rtol=1e-4, atol=1e-4)
+    # --save_features kept the same vectors, for the utterances of both lists.
+    saved = torch.load(vox_run / "features_best.pt", weights_only=True)
+    assert len(saved["utterances"]) == len(saved["logits"]) == 18
+    rows = [saved["utterances"].index(key) for key in test.keys]
+    torch.testing.assert_close(saved["logits_v"][rows], embedded["_v"], rtol=1e-5, atol=1e-5)
     labels, first, second = test.pairs("vox2_test")
     vectors = embedded[""].double().numpy()
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)

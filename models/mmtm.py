@@ -41,11 +41,10 @@ class MMTM(nn.Module):
             # which DDP needs.
             gates[cut] = getattr(self, f"mean_gate_{cut}").clone().expand_as(live[cut]) + 0.0 * live[cut]
         if self.training:
-            with torch.no_grad():
-                n = self.steps.item()
+            with torch.no_grad():  # cumulative mean over n forwards: mean + (x - mean) / (n + 1), no host sync
+                weight = 1.0 / (self.steps + 1).float()
                 for m in MODALITIES:
-                    mean = getattr(self, f"mean_gate_{m}")
-                    mean.copy_((live[m].mean(0) + mean * n) / (n + 1))
+                    getattr(self, f"mean_gate_{m}").lerp_(live[m].mean(0).float(), weight)
                 self.steps += 1
         gate_v = gates["visual"].repeat_interleave(maps_v.shape[0] // batch, dim=0)
         return (maps_a * gates["audio"].to(maps_a.dtype)[:, :, None, None],

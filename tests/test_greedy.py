@@ -78,7 +78,8 @@ def test_speed_gap_and_rebalancing_schedule(greedy_model):
 
     method = build_method(greedy_args(greedy_epsilon=0.0))
     log = method.before_step(model, None, labels, epoch=1)          # before --greedy_starts: measure only
-    assert log["greedy_speed_gap"] == pytest.approx(expected_gap, rel=1e-6) and model.mid_fusion.cut is None
+    # The method takes float32 norms on the parameters' device; the reference sums in float64.
+    assert log["greedy_speed_gap"] == pytest.approx(expected_gap, rel=1e-4) and model.mid_fusion.cut is None
     slow = "audio" if expected_gap > 0 else "visual"
     # The same gradients again: the sums grow, the gap stays; now windows open for `slow`.
     cuts = []
@@ -88,7 +89,7 @@ def test_speed_gap_and_rebalancing_schedule(greedy_model):
     # step 1 decides (its own forward was normal), the next 3 (= window) forwards are cut, then it measures again.
     assert used == [None, slow, slow, slow, None, slow]
     # Speeds are summed only on measuring steps: the first call, and calls 1 and 5 of the loop.
-    assert method.speed_sums["main_audio"] == pytest.approx(3 * relative_speed_direct(main["audio"]), rel=1e-6)
+    assert method.speed_sums["main_audio"] == pytest.approx(3 * relative_speed_direct(main["audio"]), rel=1e-4)
 
     calm = build_method(greedy_args(greedy_epsilon=1e9))
     for _ in range(3):

@@ -16,6 +16,7 @@ froze the gates during evaluation while a re-balancing window was open.
 import math
 
 import torch
+from torch.nn.utils import get_total_norm
 
 from dataset.errors import DataError
 
@@ -24,11 +25,12 @@ from .base import Method
 MODALITIES = ("audio", "visual")
 
 
-def relative_speed(params) -> float:
-    """sum ||grad||^2 / sum ||weight||^2 over the parameters (a missing gradient counts as zero)."""
-    grads = sum(float(p.grad.detach().float().pow(2).sum()) for p in params if p.grad is not None)
-    weights = sum(float(p.detach().float().pow(2).sum()) for p in params)
-    return grads / weights if weights > 0 else 0.0
+def relative_speed(params) -> torch.Tensor:
+    """sum ||grad||^2 / sum ||weight||^2 over the parameters (a missing gradient counts as zero), as a
+    0-d tensor on the parameters' device, so a step needs one host sync for all groups."""
+    grads = [p.grad.detach() for p in params if p.grad is not None]
+    grad_sq = get_total_norm(grads).float() ** 2 if grads else torch.zeros((), device=params[0].device)
+    return grad_sq / (get_total_norm([p.detach() for p in params]).float() ** 2).clamp(min=1e-30)
 
 
 class Greedy(Method):
@@ -48,11 +50,11 @@ class Greedy(Method):
 
     def _update_speed_gap(self, model) -> float:
         bypass = model.mid_fusion.parameter_groups()
-        speeds = {}
+        groups = {}
         for m in MODALITIES:
             encoder = model.audio_encoder if m == "audio" else model.visual_encoder
-            speeds[f"main_{m}"] = relative_speed(list(encoder.parameters()))
-            speeds[f"bypass_{m}"] = relative_speed(bypass[m])
+            groups[f"main_{m}"], groups[f"bypass_{m}"] = list(encoder.parameters()), bypass[m]
+        speeds = dict(zip(groups, torch.stack([relative_speed(g) for g in groups.values()]).tolist()))
         if all(math.isfinite(v) for v in speeds.values()):  # fp16 overflow: the scaler skips this step too
             for key, value in speeds.items():
                 self.speed_sums[key] += value

@@ -36,3 +36,14 @@ def test_explicit_flags_sees_only_what_was_typed():
     parser = main_CD.build_parser()
     typed = explicit_flags(parser, ["--epochs", "5", "--train", "--mmcosine", "no", "--learning_rate=0.1"])
     assert typed == {"epochs", "train", "mmcosine", "learning_rate"}
+
+
+def test_modality_is_a_shorthand_for_the_unimodal_methods():
+    from dataset import DataError
+    from utils.cli import parse
+    parser = main_CD.build_parser()
+    assert parse(parser, ["--modality", "audio"]).method == "audio_only"
+    assert parse(parser, ["--modality", "visual", "--method", "visual_only"]).method == "visual_only"
+    assert parse(parser, []).method == "joint"
+    with pytest.raises(DataError, match="cannot be combined with --method ogm_ge"):
+        parse(parser, ["--modality", "audio", "--method", "ogm_ge"])

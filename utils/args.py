@@ -2,6 +2,7 @@
 import argparse
 from typing import Sequence, Set
 
+from dataset.errors import DataError
 from models import FUSIONS
 
 from .methods import METHODS
@@ -65,6 +66,8 @@ def add_method_args(parser: argparse.ArgumentParser) -> None:
                    help="joint: plain joint training; audio_only / visual_only: uni-modal baselines; ogm / ogm_ge: "
                         "gradient modulation; gblending: loss weights per head; greedy: MMTM mid-fusion with re-balancing "
                         "steps; mslr: per-encoder learning rates")
+    g.add_argument("--modality", choices=["audio", "visual"], default=None,
+                   help="shorthand for --method audio_only / visual_only: a uni-modal model, e.g. to pretrain an encoder")
     g.add_argument("--alpha", type=float, default=0.8, help="OGM modulation strength (0.8 suggested for CREMA-D)")
     g.add_argument("--modulation_starts", type=int, default=1, help="first epoch OGM modulates (1-based)")
     g.add_argument("--modulation_ends", type=int, default=50, help="last epoch OGM modulates (included)")
@@ -131,6 +134,17 @@ def add_speed_args(parser: argparse.ArgumentParser) -> None:
                    help="decode every clip once into memory-mapped files here and train from them")
     g.add_argument("--cache_frame_size", type=int, default=256,
                    help="frames whose short side is larger are downscaled once to this for the cache")
+
+
+def apply_modality_shorthand(args) -> None:
+    """--modality audio means --method audio_only (and cannot be combined with another method)."""
+    if getattr(args, "modality", None) is None:
+        return
+    wanted = f"{args.modality}_only"
+    if args.method not in ("joint", wanted):
+        raise DataError(f"--modality {args.modality} trains the uni-modal baseline ({wanted}); "
+                        f"it cannot be combined with --method {args.method}")
+    args.method = wanted
 
 
 def explicit_flags(parser: argparse.ArgumentParser, argv: Sequence[str]) -> Set[str]:

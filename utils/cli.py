@@ -7,7 +7,7 @@ from pathlib import Path
 from dataset.errors import DataError, first_line_of
 
 from . import distributed
-from .args import explicit_flags
+from .args import apply_modality_shorthand, explicit_flags
 from .runner import evaluate_checkpoint, train
 
 
@@ -15,6 +15,7 @@ def parse(parser, argv=None):
     """Parse flags; with --resume RUN_DIR, start from that run's args.json and apply only typed flags."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    apply_modality_shorthand(args)
     if args.resume is None:
         return args
     saved_path = Path(args.resume) / "args.json"

@@ -7,8 +7,8 @@ Trial list rows:  <0|1>,<utt1>,<utt2>      (VoxCeleb1-O style; an utterance U is
 Speakers are numbered in sorted order of their ids; the class count is the number of speakers.
 """
 import csv
-from pathlib import Path
 import re
+from pathlib import Path
 from typing import Dict, List, NamedTuple, Sequence, Tuple
 
 import numpy as np

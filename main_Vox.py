@@ -20,6 +20,7 @@ from models import AVClassifier
 from models.speaker_encoders import FaceEncoder, SpeakerEncoder
 from utils import trials
 from utils.args import add_shared_args
+from utils.build import build_model as build_av_model
 from utils.cli import run_main
 from utils.runner import DataSource, Datasets, Selection, eval_loader_for, per_process_batch
 from utils.sampling import SpeakerBatchSampler
@@ -61,8 +62,7 @@ def build_datasets(args, with_train: bool) -> Datasets:
 
 
 def build_model(args, n_classes: int) -> AVClassifier:
-    return AVClassifier(n_classes, fusion=args.fusion_method, mmcosine=args.mmcosine, scaling=args.scaling,
-                        audio_encoder=SpeakerEncoder(n_mels=args.n_mels), visual_encoder=FaceEncoder())
+    return build_av_model(args, n_classes, SpeakerEncoder(n_mels=args.n_mels), FaceEncoder())
 
 
 def speaker_batches(args, train, num_replicas: int, rank: int) -> SpeakerBatchSampler:

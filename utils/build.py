@@ -46,8 +46,10 @@ def match_checkpoint_architecture(model, ckpt_config: dict) -> None:
         model.add_mid_fusion(ckpt_config["mid_fusion"])
 
 
-def build_model(args, n_classes: int) -> AVClassifier:
-    return AVClassifier(n_classes, fusion=args.fusion_method, mmcosine=args.mmcosine, scaling=args.scaling)
+def build_model(args, n_classes: int, audio_encoder=None, visual_encoder=None) -> AVClassifier:
+    """The flags' fusion and head over the given encoders (default: the ResNet18 pair)."""
+    return AVClassifier(n_classes, fusion=args.fusion_method, mmcosine=args.mmcosine, scaling=args.scaling,
+                        audio_encoder=audio_encoder, visual_encoder=visual_encoder)
 
 
 def build_optimizer(args, param_groups):

@@ -61,8 +61,8 @@ def per_modality_figure(runs, title, keys, ylabel, out: Path, std_keys=None):
     return out
 
 
-def feature_figures(label, features_path: Path, out_dir: Path):
-    saved = torch.load(features_path, weights_only=True)
+def feature_figures(label, saved: dict, out_dir: Path):
+    """Angle histogram and PCA embedding from a loaded features file (one with per-sample labels)."""
     labels, classes = saved["labels"], saved["classes"]
     outputs = []
     fig, ax = plt.subplots(figsize=(5, 3.6))
@@ -121,8 +121,11 @@ def plot_runs(run_dirs, out_dir=None):
     ]
     written = [path for path in written if path is not None]
     for d in run_dirs:
-        if (d / "features_best.pt").is_file() and "labels" in torch.load(d / "features_best.pt", weights_only=True):
-            written += feature_figures(d.name, d / "features_best.pt", out_dir)  # (verification runs have no labels)
+        if not (d / "features_best.pt").is_file():
+            continue
+        saved = torch.load(d / "features_best.pt", weights_only=True)  # read once: it can be large
+        if "labels" in saved:  # verification runs keep logit vectors without class labels
+            written += feature_figures(d.name, saved, out_dir)
     return written
 
 

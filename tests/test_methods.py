@@ -15,20 +15,30 @@ from utils.methods.ogm import modulation_coefficients
 
 
 def method_args(**kw):
-    base = dict(method="joint", alpha=0.8, modulation_starts=1, modulation_ends=50, learning_rate=0.01,
-                mslr_audio_scale=1.0, mslr_visual_scale=1.0, mslr_strategy="fixed", mslr_every=5, mslr_holdout=0.1)
+    base = dict(method="joint", alpha=0.8, modulation_starts=0, modulation_ends=50, ogm_coefficient="paper",
+                learning_rate=0.01, mslr_audio_scale=1.0, mslr_visual_scale=1.0, mslr_strategy="fixed", mslr_every=5,
+                mslr_holdout=0.1, mslr_unimodal_runs=None)
     return SimpleNamespace(**{**base, **kw})
 
 
-def test_ogm_coefficient_formula():
-    labels = torch.tensor([0, 1])
-    # audio puts 0.9 on the true class, visual 0.3 (three classes): audio dominates.
-    logits_a = torch.log(torch.tensor([[0.9, 0.05, 0.05], [0.05, 0.9, 0.05]]))
-    logits_v = torch.log(torch.tensor([[0.3, 0.35, 0.35], [0.35, 0.3, 0.35]]))
-    coeff_a, coeff_v = modulation_coefficients(logits_a, logits_v, labels, alpha=0.5)
-    assert coeff_v == 1.0
-    assert coeff_a == pytest.approx(1 - math.tanh(0.5 * (1.8 / 0.6 - 1)))
-    assert modulation_coefficients(logits_v, logits_a, labels, alpha=0.5) == pytest.approx((1.0, coeff_a))
+def two_class_logits(p_true):
+    """One sample of class 0 whose true-class probability is p_true."""
+    return torch.log(torch.tensor([[p_true, 1 - p_true]]))
+
+
+@pytest.mark.parametrize("rho,paper,shifted", [(1.2, 0.2557, 0.8414), (1.5, 0.1663, 0.6201), (2.0, 0.0783, 0.3360)])
+def test_ogm_coefficient_is_the_authors_eq_10(rho, paper, shifted):
+    labels = torch.tensor([0])
+    strong, weak = two_class_logits(0.4 * rho), two_class_logits(0.4)  # score ratio = rho
+    assert modulation_coefficients(strong, weak, labels, 0.8) == pytest.approx((paper, 1.0), abs=5e-5)
+    assert modulation_coefficients(weak, strong, labels, 0.8) == pytest.approx((1.0, paper), abs=5e-5)
+    assert modulation_coefficients(strong, weak, labels, 0.8, "shifted") == pytest.approx((shifted, 1.0), abs=5e-5)
+
+
+def test_ogm_modulates_audio_on_a_tie_as_the_reference_does():
+    # The reference tests rho_v > 1, else modulates audio: at rho = 1 audio gets 1 - tanh(alpha).
+    same = two_class_logits(0.5)
+    assert modulation_coefficients(same, same, torch.tensor([0]), 0.8) == pytest.approx((1 - math.tanh(0.8), 1.0))
 
 
 def grads_after_backward(model, audio, visual, labels):
@@ -45,39 +55,66 @@ def model_and_batch():
     return model, torch.randn(4, 1, 64, 48), torch.randn(4, 3, 1, 32, 32), torch.tensor([0, 1, 2, 0])
 
 
-def test_ogm_scales_only_the_dominant_encoder(model_and_batch):
+def modulated(name, grad):
+    """Only the encoders' 4-D gradients (conv weights) are OGM's to change."""
+    return name.split(".")[0] in ("audio_encoder", "visual_encoder") and grad.dim() == 4
+
+
+def test_ogm_scales_only_the_dominant_encoders_conv_weights(model_and_batch):
     model, audio, visual, labels = model_and_batch
     out, plain = grads_after_backward(model, audio, visual, labels)
     coeff_a, coeff_v = modulation_coefficients(out.logits_a, out.logits_v, labels, 0.8)
     logged = build_method(method_args(method="ogm")).before_step(model, out, labels, epoch=3)
     assert logged == {"coeff_a": coeff_a, "coeff_v": coeff_v} and min(coeff_a, coeff_v) < 1.0
+    bn_params = {n for n, m in model.named_modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    untouched_bn = 0
     for name, p in model.named_parameters():
-        factor = coeff_a if name.startswith("audio_encoder") else coeff_v if name.startswith("visual_encoder") else 1.0
-        assert torch.allclose(p.grad, plain[name] * factor, atol=1e-7), name
+        if modulated(name, plain[name]):
+            factor = coeff_a if name.startswith("audio_encoder") else coeff_v
+            assert torch.equal(p.grad, plain[name] * factor), name
+        else:
+            assert torch.equal(p.grad, plain[name]), name
+            untouched_bn += name.rsplit(".", 1)[0] in bn_params
+    assert untouched_bn > 0  # BatchNorm gradients of the dominant encoder were left alone
 
 
 def test_ogm_is_inactive_outside_its_epochs(model_and_batch):
     model, audio, visual, labels = model_and_batch
     out, plain = grads_after_backward(model, audio, visual, labels)
-    method = build_method(method_args(method="ogm", modulation_starts=2, modulation_ends=4))
-    assert method.before_step(model, out, labels, epoch=5) == {"coeff_a": 1.0, "coeff_v": 1.0}
+    method = build_method(method_args(method="ogm_ge", modulation_starts=2, modulation_ends=4))
+    assert method.before_step(model, out, labels, epoch=6) == {"coeff_a": 1.0, "coeff_v": 1.0}  # 0-based index 5
     assert all(torch.equal(p.grad, plain[n]) for n, p in model.named_parameters())
 
 
-def test_ogm_ge_adds_noise_of_the_gradient_std(model_and_batch):
+def test_ogm_window_spans_the_references_0_to_50_inclusive():
+    from utils.methods.ogm import modulation_active
+    active = [e for e in range(1, 101) if modulation_active(method_args(), e)]
+    assert active == list(range(1, 52))  # 51 epochs: the reference's 0-based 0..50
+
+
+def test_ogm_ge_adds_noise_of_the_unscaled_std_to_both_encoders(model_and_batch):
     model, audio, visual, labels = model_and_batch
     out, plain = grads_after_backward(model, audio, visual, labels)
+    coeffs = dict(zip(("audio_encoder", "visual_encoder"),
+                      modulation_coefficients(out.logits_a, out.logits_v, labels, 0.8)))
     torch.manual_seed(5)
-    logged = build_method(method_args(method="ogm_ge")).before_step(model, out, labels, epoch=1)
-    dominant = "audio_encoder" if logged["coeff_a"] < 1 else "visual_encoder"
-    coeff = min(logged.values())
-    weight = f"{dominant}.trunk.4.0.conv1.weight"
-    scaled = plain[weight] * coeff
-    noise = dict(model.named_parameters())[weight].grad - scaled
-    assert noise.std().item() == pytest.approx(scaled.std().item(), rel=0.1)
-    other = "visual_encoder" if dominant == "audio_encoder" else "audio_encoder"
-    assert torch.equal(dict(model.named_parameters())[f"{other}.trunk.4.0.conv1.weight"].grad,
-                       plain[f"{other}.trunk.4.0.conv1.weight"])
+    build_method(method_args(method="ogm_ge")).before_step(model, out, labels, epoch=1)
+    # Direct computation: g <- k g + N(0, std(g) + 1e-8), audio's conv weights first, then visual's.
+    torch.manual_seed(5)
+    params = dict(model.named_parameters())
+    for encoder in ("audio_encoder", "visual_encoder"):
+        names = [n for n, p in params.items() if n.startswith(encoder) and modulated(n, plain[n])]
+        assert names
+        for name in names:
+            g = plain[name]
+            expected = g * coeffs[encoder] + torch.randn_like(g) * (g.std() + 1e-8)
+            assert torch.allclose(params[name].grad, expected, atol=1e-7), name
+        big = max(names, key=lambda n: plain[n].numel())
+        noise = params[big].grad - plain[big] * coeffs[encoder]
+        assert noise.std().item() == pytest.approx(plain[big].std().item(), rel=0.05)  # std before scaling
+    for name, p in params.items():
+        if not modulated(name, plain[name]):
+            assert torch.equal(p.grad, plain[name]), name  # BatchNorm, biases and the head untouched
 
 
 def test_mslr_groups_carry_the_set_rates(model_and_batch):

@@ -68,9 +68,14 @@ def add_method_args(parser: argparse.ArgumentParser) -> None:
                         "steps; mslr: per-encoder learning rates")
     g.add_argument("--modality", choices=["audio", "visual"], default=None,
                    help="shorthand for --method audio_only / visual_only: a uni-modal model, e.g. to pretrain an encoder")
-    g.add_argument("--alpha", type=float, default=0.8, help="OGM modulation strength (0.8 suggested for CREMA-D)")
-    g.add_argument("--modulation_starts", type=int, default=1, help="first epoch OGM modulates (1-based)")
-    g.add_argument("--modulation_ends", type=int, default=50, help="last epoch OGM modulates (included)")
+    g.add_argument("--alpha", type=float, default=0.8, help="OGM modulation strength (0.8: OGM-GE's README for CREMA-D)")
+    g.add_argument("--modulation_starts", type=int, default=0,
+                   help="first epoch OGM modulates, 0-based as in OGM-GE's main.py (0 = our epoch 1)")
+    g.add_argument("--modulation_ends", type=int, default=50,
+                   help="last epoch OGM modulates, 0-based and included as in OGM-GE's main.py (50 = our epoch 51)")
+    g.add_argument("--ogm_coefficient", choices=["paper", "shifted"], default="paper",
+                   help="dominant modality's coefficient: paper = 1 - tanh(alpha * relu(rho)) (Eq. 10, the authors' code); "
+                        "shifted = 1 - tanh(alpha * relu(rho - 1)) (this project's earlier variant)")
     g.add_argument("--gb_holdout", type=float, default=0.1,
                    help="G-Blending: fraction of the train split held out to measure generalisation")
     g.add_argument("--gb_every", type=int, default=5, help="G-Blending: re-estimate the loss weights every N epochs")

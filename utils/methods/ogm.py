@@ -1,10 +1,16 @@
-"""OGM and OGM-GE (Peng et al., CVPR 2022): on-the-fly gradient modulation.
+"""OGM and OGM-GE (Peng et al., CVPR 2022): on-the-fly gradient modulation, as the authors'
+OGM-GE_CVPR2022/main.py (train_epoch) does it.
 
-Per step, s_m = sum over the batch of softmax(logits_m)[true class]. With ratio = s_a / s_v,
-the dominant modality's encoder gradients are multiplied by 1 - tanh(alpha * relu(ratio - 1))
-(ratio taken dominant over weak), the other encoder's are left as they are; OGM-GE then adds
-Gaussian noise with the standard deviation of each modulated gradient (generalisation
-enhancement). Active for epochs --modulation_starts to --modulation_ends, both included.
+Per step, s_m = sum over the batch of softmax(logits_m)[true class] and rho_v = s_v / s_a,
+rho_a = 1 / rho_v. If rho_v > 1 the visual encoder is dominant and gets
+k_v = 1 - tanh(alpha * relu(rho_v)) (paper Eq. 10), k_a = 1; otherwise (a tie included) the
+audio encoder gets k_a = 1 - tanh(alpha * relu(rho_a)), k_v = 1. Only the 4-D gradients (the
+convolution weights) of each encoder are touched: OGM multiplies them by k_m; OGM-GE replaces
+each by k_m * g + N(0, std(g) + 1e-8), std taken before scaling, on both encoders (the weak
+one's k is 1, so it gets the noise alone). Active for the epochs whose 0-based index (as in
+the reference's loop) lies in --modulation_starts .. --modulation_ends, both included.
+
+--ogm_coefficient shifted gives this project's former variant, k = 1 - tanh(alpha * relu(rho - 1)).
 """
 import math
 
@@ -13,17 +19,34 @@ import torch
 from .. import distributed
 from .base import Method, encoder_params
 
+COEFFICIENTS = {
+    "paper": lambda alpha, rho: 1 - math.tanh(alpha * max(rho, 0.0)),        # authors' code = Eq. 10
+    "shifted": lambda alpha, rho: 1 - math.tanh(alpha * max(rho - 1, 0.0)),  # our earlier reading
+}
 
-def modulation_coefficients(logits_a, logits_v, labels, alpha: float):
-    """(coeff_a, coeff_v): 1 for the weaker modality, 1 - tanh(alpha * relu(ratio - 1)) for the dominant one."""
+
+def modulation_coefficients(logits_a, logits_v, labels, alpha: float, rule: str = "paper"):
+    """(coeff_a, coeff_v): the dominant modality's coefficient by `rule`, 1 for the other."""
     with torch.no_grad():
         scores = torch.stack([logits.float().softmax(1).gather(1, labels[:, None]).sum()
                               for logits in (logits_a, logits_v)])
         # Every process must scale its (already averaged) gradients alike: use the global batch's scores.
         score_a, score_v = distributed.all_reduce_sum(scores).tolist()
-    if score_a > score_v:
-        return 1 - math.tanh(alpha * max(score_a / max(score_v, 1e-12) - 1, 0.0)), 1.0
-    return 1.0, 1 - math.tanh(alpha * max(score_v / max(score_a, 1e-12) - 1, 0.0))
+    coefficient = COEFFICIENTS[rule]
+    ratio_v = score_v / max(score_a, 1e-12)
+    if ratio_v > 1:
+        return 1.0, coefficient(alpha, ratio_v)
+    return coefficient(alpha, score_a / max(score_v, 1e-12)), 1.0
+
+
+def modulation_active(args, epoch: int) -> bool:
+    """Our epochs count from 1; the reference's --modulation_starts / _ends index its 0-based loop."""
+    return args.modulation_starts <= epoch - 1 <= args.modulation_ends
+
+
+def conv_weights(model, modality: str):
+    """The parameters OGM modulates: the encoder's 4-D ones (convolution weights, not BatchNorm)."""
+    return [p for p in encoder_params(model, modality) if p.grad is not None and p.grad.dim() == 4]
 
 
 class OGM(Method):
@@ -31,19 +54,18 @@ class OGM(Method):
     noise = False
 
     def before_step(self, model, out, labels, epoch):
-        if not self.args.modulation_starts <= epoch <= self.args.modulation_ends:
+        if not modulation_active(self.args, epoch):
             return {"coeff_a": 1.0, "coeff_v": 1.0}
-        coeff_a, coeff_v = modulation_coefficients(out.logits_a, out.logits_v, labels, self.args.alpha)
+        coeff_a, coeff_v = modulation_coefficients(out.logits_a, out.logits_v, labels, self.args.alpha,
+                                                   self.args.ogm_coefficient)
         for modality, coeff in (("audio", coeff_a), ("visual", coeff_v)):
-            if coeff == 1.0:
-                continue
-            for p in encoder_params(model, modality):
-                if p.grad is None:
-                    continue
-                p.grad.mul_(coeff)
-                if self.noise and p.grad.numel() > 1:
+            for p in conv_weights(model, modality):
+                if self.noise:
                     # Same draws on every process: all seed their generators alike each epoch.
-                    p.grad.add_(torch.randn_like(p.grad) * (p.grad.std() + 1e-8))
+                    noise = torch.randn_like(p.grad) * (p.grad.std() + 1e-8)
+                    p.grad.mul_(coeff).add_(noise)
+                elif coeff != 1.0:
+                    p.grad.mul_(coeff)
         return {"coeff_a": coeff_a, "coeff_v": coeff_v}
 
 

@@ -19,6 +19,9 @@ class AVOutput(NamedTuple):
     logits_a: torch.Tensor
     logits_v: torch.Tensor
     logits: torch.Tensor
+    # The fusion layer's plain linear output (weights as they are, plus the bias). It is `logits`
+    # without MMCosine; with it, it is what the released main_CD.py's valid() scored as "Acc".
+    logits_linear: Optional[torch.Tensor] = None
 
 
 class AVClassifier(nn.Module):
@@ -34,8 +37,12 @@ class AVClassifier(nn.Module):
         self.scaling = float(scaling)
         self.audio_encoder = audio_encoder if audio_encoder is not None else AudioEncoder()
         self.visual_encoder = visual_encoder if visual_encoder is not None else VisualEncoder()
-        # MMCosine has no bias; leaving it out also keeps every parameter in the loss (DDP-friendly).
-        self.fusion = FUSIONS[fusion](n_classes, bias=not self.mmcosine)
+        self.fusion = FUSIONS[fusion](n_classes)
+        if self.mmcosine:
+            # MMCosine has no bias. As in the release, the layer keeps one at its initial value (it never
+            # gets a gradient); frozen, it stays out of the optimizer and of DDP's gradient reduction.
+            for bias in self.fusion.classifier_layer_biases():
+                bias.requires_grad_(False)
         self.modalities = ("audio", "visual")
         self.mid_fusion_name: Optional[str] = None
         self.mid_fusion: Optional[nn.Module] = None
@@ -77,6 +84,6 @@ class AVClassifier(nn.Module):
         if self.mmcosine:
             logits_a = cosine_logits(feat_a, w_a, self.scaling)
             logits_v = cosine_logits(feat_v, w_v, self.scaling)
-            return AVOutput(feat_a, feat_v, logits_a, logits_v, logits_a + logits_v)
+            return AVOutput(feat_a, feat_v, logits_a, logits_v, logits_a + logits_v, fused)
         b_a, b_v = self.fusion.classifier_biases()
-        return AVOutput(feat_a, feat_v, F.linear(feat_a, w_a, b_a), F.linear(feat_v, w_v, b_v), fused)
+        return AVOutput(feat_a, feat_v, F.linear(feat_a, w_a, b_a), F.linear(feat_v, w_v, b_v), fused, fused)

@@ -16,10 +16,10 @@ from .encoders import FEATURE_DIM
 class SumFusion(nn.Module):
     """logits = fc_a(a) + fc_v(v)."""
 
-    def __init__(self, n_classes: int, dim: int = FEATURE_DIM, bias: bool = True):
+    def __init__(self, n_classes: int, dim: int = FEATURE_DIM):
         super().__init__()
-        self.fc_a = nn.Linear(dim, n_classes, bias=bias)
-        self.fc_v = nn.Linear(dim, n_classes, bias=bias)
+        self.fc_a = nn.Linear(dim, n_classes)
+        self.fc_v = nn.Linear(dim, n_classes)
 
     def forward(self, a, v):
         return a, v, self.fc_a(a) + self.fc_v(v)
@@ -30,14 +30,17 @@ class SumFusion(nn.Module):
     def classifier_biases(self):
         return self.fc_a.bias, self.fc_v.bias
 
+    def classifier_layer_biases(self):
+        return [self.fc_a.bias, self.fc_v.bias]
+
 
 class _ConcatHead(nn.Module):
     """Shared tail of concat / FiLM / gated: logits = fc_out([a'; v'])."""
 
-    def __init__(self, n_classes: int, feat_dim: int, bias: bool):
+    def __init__(self, n_classes: int, feat_dim: int):
         super().__init__()
         self.feat_dim = feat_dim
-        self.fc_out = nn.Linear(2 * feat_dim, n_classes, bias=bias)
+        self.fc_out = nn.Linear(2 * feat_dim, n_classes)
 
     def _classify(self, a, v):
         return a, v, self.fc_out(torch.cat((a, v), dim=1))
@@ -48,14 +51,15 @@ class _ConcatHead(nn.Module):
 
     def classifier_biases(self):
         b = self.fc_out.bias
-        if b is None:
-            return None, None
         return b / 2, b / 2
+
+    def classifier_layer_biases(self):
+        return [self.fc_out.bias]
 
 
 class ConcatFusion(_ConcatHead):
-    def __init__(self, n_classes: int, dim: int = FEATURE_DIM, bias: bool = True):
-        super().__init__(n_classes, dim, bias)
+    def __init__(self, n_classes: int, dim: int = FEATURE_DIM):
+        super().__init__(n_classes, dim)
 
     def forward(self, a, v):
         return self._classify(a, v)
@@ -64,8 +68,8 @@ class ConcatFusion(_ConcatHead):
 class FiLMFusion(_ConcatHead):
     """Symmetric FiLM: each modality produces (gamma, beta) that modulate the other."""
 
-    def __init__(self, n_classes: int, dim: int = FEATURE_DIM, bias: bool = True):
-        super().__init__(n_classes, dim, bias)
+    def __init__(self, n_classes: int, dim: int = FEATURE_DIM):
+        super().__init__(n_classes, dim)
         self.fc_a = nn.Linear(dim, 2 * dim)
         self.fc_v = nn.Linear(dim, 2 * dim)
 
@@ -78,8 +82,8 @@ class FiLMFusion(_ConcatHead):
 class GatedFusion(_ConcatHead):
     """Symmetric gating: each modality's projection gates the other's."""
 
-    def __init__(self, n_classes: int, dim: int = FEATURE_DIM, bias: bool = True):
-        super().__init__(n_classes, dim, bias)
+    def __init__(self, n_classes: int, dim: int = FEATURE_DIM):
+        super().__init__(n_classes, dim)
         self.fc_a = nn.Linear(dim, dim)
         self.fc_v = nn.Linear(dim, dim)
 

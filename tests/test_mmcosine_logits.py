@@ -72,12 +72,38 @@ def test_baseline_unimodal_logits_match_formula(fusion):
     assert torch.allclose(out.logits, out.logits_a + out.logits_v, atol=1e-4)
 
 
-def test_mmcosine_has_no_bias_and_gradients_reach_every_parameter():
-    model = AVClassifier(n_classes=4, fusion="gated", mmcosine=True)
-    assert model.fusion.fc_out.bias is None
+@pytest.mark.parametrize("fusion", ["sum", "gated"])
+def test_mmcosine_logits_have_no_bias_and_gradients_reach_every_trained_parameter(fusion):
+    model = AVClassifier(n_classes=4, fusion=fusion, mmcosine=True)
+    biases = model.fusion.classifier_layer_biases()
+    # As in the release, the layer keeps its (initial, untrained) bias: frozen, out of the loss.
+    assert biases and all(not b.requires_grad for b in biases)
     audio, visual = inputs(4)
     F.cross_entropy(model(audio, visual).logits, torch.tensor([0, 1, 2, 3])).backward()
-    assert all(p.grad is not None for p in model.parameters())
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    assert all(b.grad is None for b in biases)
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_linear_logits_are_the_fusion_layers_plain_output(fusion):
+    """Under MMCosine, logits_linear is what the released main_CD.py valid() scored: the plain layer
+    with un-normalised weights and its bias; without MMCosine it is the fused logits themselves."""
+    torch.manual_seed(0)
+    audio, visual = inputs(3)
+    for mmcosine in (True, False):
+        model = AVClassifier(n_classes=5, fusion=fusion, mmcosine=mmcosine).eval()
+        with torch.no_grad():
+            out = model(audio, visual)
+        f = model.fusion
+        if fusion == "sum":
+            expected = out.feat_a @ f.fc_a.weight.t() + f.fc_a.bias + out.feat_v @ f.fc_v.weight.t() + f.fc_v.bias
+        else:
+            expected = torch.cat([out.feat_a, out.feat_v], 1) @ f.fc_out.weight.t() + f.fc_out.bias
+        assert torch.allclose(out.logits_linear, expected, atol=1e-4)
+        if mmcosine:
+            assert not torch.allclose(out.logits_linear, out.logits, atol=1e-2)
+        else:
+            assert torch.equal(out.logits_linear, out.logits)
 
 
 def test_visual_encoder_pools_over_time():

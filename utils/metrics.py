@@ -12,7 +12,9 @@ import torch.nn.functional as F
 from . import distributed
 
 # What is averaged over samples; order fixes the layout of the sum vector.
-SAMPLE_KEYS = ("loss", "loss_a", "loss_v", "acc", "acc_a", "acc_v", "gt_logit_a", "gt_logit_v")
+# acc_linear: accuracy of the fusion layer's plain linear output (= acc without MMCosine; under MMCosine
+# the fused accuracy the released main_CD.py reported, see AVOutput.logits_linear).
+SAMPLE_KEYS = ("loss", "loss_a", "loss_v", "acc", "acc_a", "acc_v", "acc_linear", "gt_logit_a", "gt_logit_v")
 HEADS = ("", "_a", "_v")  # fused, audio, visual
 
 
@@ -20,6 +22,7 @@ def batch_sums(out, labels: torch.Tensor) -> torch.Tensor:
     """Sums over the batch of every SAMPLE_KEYS quantity, as one float64 vector (on the model's device)."""
     with torch.no_grad():
         logits, logits_a, logits_v = out.logits.float(), out.logits_a.float(), out.logits_v.float()
+        linear = logits if out.logits_linear is None else out.logits_linear
         per_key = [
             F.cross_entropy(logits, labels, reduction="sum"),
             F.cross_entropy(logits_a, labels, reduction="sum"),
@@ -27,6 +30,7 @@ def batch_sums(out, labels: torch.Tensor) -> torch.Tensor:
             (logits.argmax(1) == labels).sum(),
             (logits_a.argmax(1) == labels).sum(),
             (logits_v.argmax(1) == labels).sum(),
+            (linear.argmax(1) == labels).sum(),
             logits_a.gather(1, labels[:, None]).sum(),
             logits_v.gather(1, labels[:, None]).sum(),
         ]
@@ -110,7 +114,7 @@ class EpochMeter:
         packed = distributed.all_reduce_sum(packed).cpu()
         count = int(packed[len(SAMPLE_KEYS)].item())
         stats = dict(zip(SAMPLE_KEYS, (packed[:len(SAMPLE_KEYS)] / max(count, 1)).tolist()))
-        for key in ("acc", "acc_a", "acc_v"):
+        for key in ("acc", "acc_a", "acc_v", "acc_linear"):
             stats[key] *= 100.0
         confusion = packed[len(SAMPLE_KEYS) + 1:].view(self.confusion.shape)
         for head, conf in zip(HEADS, confusion):

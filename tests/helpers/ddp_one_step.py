@@ -24,6 +24,6 @@ mine = list(range(distributed.rank(), 8, distributed.world_size()))  # the inter
 out = train_model(audio[mine], visual[mine])
 F.cross_entropy(out.logits, labels[mine]).backward()
 if distributed.is_main_process():
-    torch.save({"grads": {k: p.grad for k, p in raw.named_parameters()},
+    torch.save({"grads": {k: p.grad for k, p in raw.named_parameters() if p.requires_grad},
                 "buffers": {k: b for k, b in raw.named_buffers()}}, sys.argv[1])
 distributed.cleanup()

@@ -11,13 +11,14 @@ from pathlib import Path
 from dataset import DataError
 from dataset.clips import AVClipDataset
 from dataset.ssw60 import read_video_list
-from utils.args import add_clip_args, add_shared_args, clip_options, str2bool
+from utils.args import add_clip_args, add_shared_args, clip_options, entry_parser, str2bool
 from utils.cli import run_main
-from utils.runner import DataSource, Datasets
+from utils.datasets import Datasets, labelled_clip_datasets
+from utils.runner import DataSource
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = entry_parser(__doc__)
     g = parser.add_argument_group("SSW60 data")
     g.add_argument("--data_root", default="data/SSW60-real", help="folder holding video_ml.csv, audio/ and frames/")
     g.add_argument("--csv", default="video_ml.csv", help="official metadata csv under the data root")
@@ -26,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--reliable_audio_only", type=str2bool, default=False, metavar="BOOL",
                    help="keep only clips whose reliable_audio column is true")
     add_clip_args(g, num_frames=3, audio_seconds=10.0, audio_help="audio length fed to the spectrogram")
-    add_shared_args(parser, epochs=100, batch_size=32)
+    add_shared_args(parser, "the released main_CD.py, which also ran SSW60", epochs=200, batch_size=32,
+                    lr_decay_step=100)
     return parser
 
 
@@ -36,13 +38,13 @@ def build_datasets(args, with_train: bool) -> Datasets:
         raise DataError(f"data root not found: {root}. Pass --data_root /path/to/SSW60 "
                         "(or make demo data: python -m dataset.demo --dataset ssw60)")
     classes, splits = read_video_list(root / args.csv, args.reliable_audio_only)
-    common = clip_options(args)
-    audio_dir, frames_dir = root / args.audio_dir, root / args.frames_dir
-    data = Datasets(classes=classes, test=AVClipDataset(audio_dir, frames_dir, splits["test"], train=False,
-                                                        split_name="test", **common))
-    if with_train:
-        data.train = AVClipDataset(audio_dir, frames_dir, splits["train"], train=True, split_name="train", **common)
-    return data.note_skipped()
+    audio_dir, frames_dir, options = root / args.audio_dir, root / args.frames_dir, clip_options(args)
+
+    def make(samples, train, split_name):
+        return AVClipDataset(audio_dir, frames_dir, samples, train=train, split_name=split_name, **options)
+
+    return labelled_clip_datasets(args, classes, splits["train"], splits["test"], f"official {args.csv}", make,
+                                  with_train, root)
 
 
 SOURCE = DataSource(name="ssw60", build=build_datasets)

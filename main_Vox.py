@@ -19,7 +19,7 @@ from dataset.voxceleb import VoxUtterances, read_train_list, read_trial_lists
 from models import AVClassifier
 from models.speaker_encoders import FaceEncoder, SpeakerEncoder
 from utils import trials
-from utils.args import add_shared_args
+from utils.args import add_shared_args, entry_parser
 from utils.build import build_model as build_av_model
 from utils.cli import run_main
 from utils.runner import DataSource, Datasets, Selection, eval_loader_for, per_process_batch
@@ -27,7 +27,7 @@ from utils.sampling import SpeakerBatchSampler
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = entry_parser(__doc__)
     g = parser.add_argument_group("VoxCeleb data")
     g.add_argument("--train_list", default="data/VoxCeleb/train_list.csv",
                    help="rows <wav path>,<frames dir>,<speaker id>,<frame count>")
@@ -41,13 +41,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--image_size", type=int, default=224, help="face crop side fed to the ResNet34")
     g.add_argument("--n_mels", type=int, default=64, help="mel bands of the speaker encoder's front end")
     g.add_argument("--max_per_speaker", type=int, default=500, help="utterances of one speaker used per epoch")
-    add_shared_args(parser, epochs=200, batch_size=256)
+    add_shared_args(parser, "the released main_vox2.py", epochs=200, batch_size=256, lr_decay_step=70)
     return parser
 
 
 def build_datasets(args, with_train: bool) -> Datasets:
     if args.cache_dir is not None:
         raise DataError("--cache_dir is for the spectrogram datasets; VoxCeleb reads fresh waveform crops each epoch")
+    if args.val_split is not None:
+        raise DataError("--val_split is for the classification sets; main_Vox.py chooses best.pt on the first of "
+                        "--trial_lists, so put a validation list first (e.g. the release's VoxCeleb2 test_pairs.csv) "
+                        "and the test list after it")
     test = read_trial_lists([Path(p) for p in args.trial_lists], args.audio_root, args.visual_root,
                             args.eval_seconds, args.num_frames, args.image_size)
     if with_train:
@@ -70,13 +74,13 @@ def speaker_batches(args, train, num_replicas: int, rank: int) -> SpeakerBatchSa
                                num_replicas, rank)
 
 
-def verification_test(args, model, eval_model, data, device, precision, show):
-    loader = eval_loader_for(args, data.test, device)
-    embeddings = trials.embed(eval_model, loader, len(data.test), device, precision, show, args.channels_last)
+def verification_test(args, model, eval_model, trial_set, device, precision, show):
+    loader = eval_loader_for(args, trial_set, device)
+    embeddings = trials.embed(eval_model, loader, len(trial_set), device, precision, show, args.channels_last)
     # What --save_features keeps: every test utterance's logit vectors, enough to re-score any trial list.
     features = {f"logits{suffix}": vectors for suffix, vectors in embeddings.items()}
-    features["utterances"] = list(data.test.keys)
-    return trials.verification_stats(data.test, embeddings), features
+    features["utterances"] = list(trial_set.keys)
+    return trials.verification_stats(trial_set, embeddings), features
 
 
 SOURCE = DataSource(name="voxceleb", build=build_datasets, make_model=build_model, train_batches=speaker_batches,

@@ -20,6 +20,7 @@ class AVClipDataset(Dataset):
     def __init__(self, audio_dir, frames_dir, samples: Sequence[Tuple[str, int]], train: bool,
                  image_size: int = 224, num_frames: int = 1, audio_seconds: float = 3.0,
                  skip_missing: bool = False, split_name: str = "split"):
+        # split_name: a noun phrase for messages, e.g. "train split (the paper's)"
         self.audio_dir = Path(audio_dir)
         self.frames_dir = Path(frames_dir)
         self.num_frames = num_frames
@@ -36,11 +37,11 @@ class AVClipDataset(Dataset):
             self.items.append((clip, label, wav, frames))
         self.n_skipped = len(missing)
         if missing and not skip_missing:
-            raise DataError(f"{len(missing)} clip(s) of the {split_name} split lack a wav in {self.audio_dir} or frames in "
+            raise DataError(f"{len(missing)} clip(s) of the {split_name} lack a wav in {self.audio_dir} or frames in "
                             f"{self.frames_dir} (first: {', '.join(missing[:5])}). Fix the data, or pass "
                             "--skip_missing True to train without them")
         if not self.items:
-            raise DataError(f"the {split_name} split has no usable clips. Check --data_root and the split file")
+            raise DataError(f"the {split_name} has no usable clips. Check --data_root and the split file")
 
     def _frame_paths(self, clip: str) -> List[Path]:
         folder = self.frames_dir / clip

@@ -3,21 +3,29 @@
 DATA_ROOT/AudioWAV/<clip>.wav                   16 kHz mono speech
 DATA_ROOT/<frames_dir>/<clip>/*.jpg             a folder of frames per clip (e.g. Image-01-FPS), or
 DATA_ROOT/<frames_dir>/<clip>.jpg               one image per clip
-DATA_ROOT/train.csv, test.csv                   rows `<clip>,<label>` (the fixed 6,698 / 744 lists)
+DATA_ROOT/train.csv, test.csv                   rows `<clip>,<label>` (optional: without them the paper's
+                                                6,698 / 744 lists shipped in data/CREMA-D/ are used)
 DATA_ROOT/stat.csv                              class list, one name per row (may start with a BOM)
 
 Clip names are `ActorID_Sentence_Emotion_Level`, e.g. 1088_IOM_NEU_XX.
 """
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 from .clips import AVClipDataset
 from .errors import DataError
 from .splits import read_class_list, read_split, stratified_split
 
 EMOTIONS = ["NEU", "HAP", "SAD", "FEA", "DIS", "ANG"]
-SHIPPED_CLASS_LIST = Path(__file__).resolve().parent.parent / "data" / "CREMA-D" / "stat.csv"
+SHIPPED = Path(__file__).resolve().parent.parent / "data" / "CREMA-D"  # the paper's split (OGM-GE, MIT licence)
+SHIPPED_CLASS_LIST = SHIPPED / "stat.csv"
 DEFAULT_FRAME_DIRS = ("Image-01-FPS", "image")
+
+
+class Split(NamedTuple):
+    train: List[Tuple[str, int]]
+    test: List[Tuple[str, int]]
+    source: str   # which split this is, for the run's log and its error messages
 
 
 def resolve_frames_dir(data_root: Path, frames_dir: Optional[str]) -> Path:
@@ -42,13 +50,23 @@ def resolve_class_list(data_root: Path, class_csv: Optional[str]) -> List[str]:
     return read_class_list(default if default.is_file() else SHIPPED_CLASS_LIST)
 
 
-def load_splits(data_root: Path, classes: Sequence[str], train_csv: Optional[str], test_csv: Optional[str]):
-    """(train, test, generated): the split files if present, else a deterministic stratified 90/10 split."""
-    train_path = data_root / (train_csv or "train.csv")
-    test_path = data_root / (test_csv or "test.csv")
-    given = [p for p, flag in ((train_path, train_csv), (test_path, test_csv)) if flag is not None or p.is_file()]
-    if given:
-        return read_split(train_path, classes), read_split(test_path, classes), False
+def load_splits(data_root: Path, classes: Sequence[str], train_csv: Optional[str], test_csv: Optional[str],
+                generate: bool = False) -> Split:
+    """The split files named by the flags, else train.csv / test.csv in the data root, else the
+    paper's split shipped in data/CREMA-D/; with `generate`, a deterministic stratified 90/10
+    split of the wav files found instead."""
+    if generate:
+        if train_csv is not None or test_csv is not None:
+            raise DataError("--generate_split True makes its own split: drop --train_csv / --test_csv, or drop it")
+        return Split(*_generated_split(data_root, classes), "a stratified 90/10 split made by --generate_split")
+    train_path, test_path = data_root / (train_csv or "train.csv"), data_root / (test_csv or "test.csv")
+    if train_csv is not None or test_csv is not None or train_path.is_file() or test_path.is_file():
+        return Split(read_split(train_path, classes), read_split(test_path, classes), f"{train_path} / {test_path}")
+    return Split(read_split(SHIPPED / "train.csv", classes), read_split(SHIPPED / "test.csv", classes),
+                 "the paper's, shipped in data/CREMA-D")
+
+
+def _generated_split(data_root: Path, classes: Sequence[str]):
     audio_dir = data_root / "AudioWAV"
     if not audio_dir.is_dir():
         raise DataError(f"no AudioWAV folder in {data_root}. Point --data_root at the CREMA-D folder")
@@ -62,8 +80,7 @@ def load_splits(data_root: Path, classes: Sequence[str], train_csv: Optional[str
         labelled[wav.stem] = index[parts[2]]
     if not labelled:
         raise DataError(f"no .wav files in {audio_dir}. Point --data_root at the CREMA-D folder")
-    train, test = stratified_split(labelled, test_fraction=0.1, seed=0)
-    return train, test, True
+    return stratified_split(labelled, test_fraction=0.1, seed=0)
 
 
 class CremadDataset(AVClipDataset):

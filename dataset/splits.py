@@ -10,7 +10,8 @@ from .errors import DataError
 HEADER_LABELS = {"label", "class", "emotion", "category"}
 
 
-def _rows(path: Path) -> List[List[str]]:
+def read_rows(path: Path) -> List[List[str]]:
+    """The non-empty rows of a csv file, cells stripped (a UTF-8 BOM is dropped)."""
     if not path.is_file():
         raise DataError(f"file not found: {path}. Check the path (or the flag that names it)")
     # utf-8-sig drops the BOM that some shipped class lists start with.
@@ -18,9 +19,14 @@ def _rows(path: Path) -> List[List[str]]:
         return [[c.strip() for c in row] for row in csv.reader(fh) if row and any(c.strip() for c in row)]
 
 
+def drop_header(rows: List[List[str]]) -> List[List[str]]:
+    """Split files may start with a header such as `clip,label`."""
+    return rows[1:] if rows and len(rows[0]) >= 2 and rows[0][1].lower() in HEADER_LABELS else rows
+
+
 def read_class_list(path: Path) -> List[str]:
     """One class name per row (first column)."""
-    names = [row[0] for row in _rows(path)]
+    names = [row[0] for row in read_rows(path)]
     if not names:
         raise DataError(f"class list {path} is empty. Put one class name per row")
     if len(set(names)) != len(names):
@@ -31,9 +37,7 @@ def read_class_list(path: Path) -> List[str]:
 def read_split(path: Path, classes: Sequence[str]) -> List[Tuple[str, int]]:
     """Rows `<clip>,<label>` -> [(clip, class index)]. A header row is skipped; an unknown label is an error."""
     index = {name: i for i, name in enumerate(classes)}
-    rows = _rows(path)
-    if rows and len(rows[0]) >= 2 and rows[0][1].lower() in HEADER_LABELS:
-        rows = rows[1:]
+    rows = drop_header(read_rows(path))
     samples = []
     for line_no, row in enumerate(rows, start=1):
         if len(row) < 2:

@@ -53,7 +53,7 @@ def test_skip_missing_skips_and_says_how_many(tree, tmp_path, capsys):
     shutil.rmtree(tree / "Image-01-FPS" / clip)
     main_CD.main(train_flags(tree, tmp_path, "--skip_missing", "yes"))
     out = capsys.readouterr().out
-    assert "skipped 1 clip(s)" in out
+    assert "skipped 1 train clip(s)" in out
     assert "17 train" in out
 
 

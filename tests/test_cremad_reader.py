@@ -7,6 +7,7 @@ import torch
 from torchvision.transforms import RandomResizedCrop
 
 from dataset import CremadDataset, DataError, load_splits, resolve_class_list, resolve_frames_dir
+from conftest import ROOT
 from dataset.demo import write_demo
 from dataset.splits import read_class_list, read_split, stratified_split
 from dataset.visual import ClipTransform, pick_evenly
@@ -85,15 +86,36 @@ def test_stratified_split_is_deterministic_and_stratified():
     assert not set(c for c, _ in train) & set(c for c, _ in test)
 
 
-def test_missing_split_files_give_a_generated_split(tmp_path, demo_root):
+def test_without_split_files_the_shipped_paper_split_is_used(tmp_path, demo_root):
     root = tmp_path / "nosplit"
     shutil.copytree(demo_root, root)
     (root / "train.csv").unlink()
     (root / "test.csv").unlink()
     classes = resolve_class_list(root, None)
-    train, test, generated = load_splits(root, classes, None, None)
-    assert generated and len(train) + len(test) == 24
-    assert {l for _, l in test} == set(range(6))
+    split = load_splits(root, classes, None, None)
+    assert (len(split.train), len(split.test)) == (6698, 744) and "shipped" in split.source
+    assert split.train[0] == ("1088_IOM_NEU_XX", classes.index("NEU"))
+    assert not {c for c, _ in split.train} & {c for c, _ in split.test}
+    generated = load_splits(root, classes, None, None, generate=True)  # only when asked for
+    assert len(generated.train) + len(generated.test) == 24 and "--generate_split" in generated.source
+    assert {l for _, l in generated.test} == set(range(6))
+    with pytest.raises(DataError, match="--generate_split True makes its own split"):
+        load_splits(root, classes, "train.csv", None, generate=True)
+
+
+def test_split_files_in_the_data_root_come_first(demo_root):
+    split = load_splits(demo_root, resolve_class_list(demo_root, None), None, None)
+    assert (len(split.train), len(split.test)) == (18, 6) and str(demo_root / "train.csv") in split.source
+
+
+def test_the_shipped_split_is_the_papers_with_its_licence():
+    shipped = ROOT / "data" / "CREMA-D"
+    for name in ("train.csv", "test.csv", "stat.csv", "LICENSE-OGM-GE"):
+        source = ROOT.parent / "shared" / "data" / "CREMA-D" / name
+        if source.is_file():  # the project's shared folder, where CI has it: byte-for-byte copies
+            assert (shipped / name).read_bytes() == source.read_bytes(), name
+    assert "MIT License" in (shipped / "LICENSE-OGM-GE").read_text()
+    assert read_class_list(shipped / "stat.csv") == ["NEU", "HAP", "SAD", "FEA", "DIS", "ANG"]
 
 
 def test_header_row_is_skipped(tmp_path):

@@ -29,7 +29,7 @@ def test_bad_boolean_is_rejected():
 def test_seed_defaults():
     args = main_CD.build_parser().parse_args([])
     assert (args.optimizer, args.learning_rate, args.momentum, args.weight_decay) == ("sgd", 1e-3, 0.9, 1e-4)
-    assert (args.batch_size, args.lr_decay_step, args.lr_decay_ratio) == (32, 70, 0.1)
+    assert (args.epochs, args.batch_size, args.lr_decay_step, args.lr_decay_ratio) == (200, 32, 100, 0.1)
 
 
 def test_explicit_flags_sees_only_what_was_typed():

@@ -50,7 +50,7 @@ def test_missing_clip_files_are_reported(ssw_root, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main_SSW.main(["--train", "--data_root", str(ssw_root), "--audio_dir", "nowhere", "--run_dir",
                        str(tmp_path / "run"), *TINY_FLAGS])
-    assert exit_info.value.code == 2 and "clip(s) of the test split lack a wav" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and "clip(s) of the test split (official video_ml.csv) lack a wav" in capsys.readouterr().err
 
 
 def test_unimodal_pretraining_then_joint_fine_tuning(ssw_root, tmp_path, capsys):

@@ -23,6 +23,21 @@ def str2bool(text) -> bool:
     raise argparse.ArgumentTypeError(f"expected True/False/1/0/yes/no, got {text!r}")
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the scripts' docstrings as written and shows every flag's default (but None / off)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "%(default)" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)" if text else "(default: %(default)s)"
+
+
+def entry_parser(doc: str) -> argparse.ArgumentParser:
+    """The parser every main_*.py starts from: its docstring as the description, defaults shown."""
+    return argparse.ArgumentParser(description=doc, formatter_class=HelpFormatter)
+
+
 def add_clip_args(group, num_frames: int, audio_seconds: float, audio_help: str) -> None:
     """Flags of every wav + frames dataset (CREMA-D, SSW60), with the dataset's defaults."""
     group.add_argument("--num_frames", type=int, default=num_frames, help="frames per clip, spread evenly over the clip")
@@ -38,11 +53,13 @@ def clip_options(args) -> dict:
                 skip_missing=args.skip_missing)
 
 
-def add_shared_args(parser: argparse.ArgumentParser, epochs: int = 100, batch_size: int = 32) -> None:
-    """Every group that is not dataset-specific: model, method, training, run directory, speed."""
+def add_shared_args(parser: argparse.ArgumentParser, recipe: str, epochs: int, batch_size: int,
+                    lr_decay_step: int) -> None:
+    """Every group that is not dataset-specific: model, method, training, run directory, speed.
+    `recipe` names where the dataset's training defaults come from (e.g. the released main_CD.py)."""
     add_model_args(parser)
     add_method_args(parser)
-    add_training_args(parser, epochs=epochs, batch_size=batch_size)
+    add_training_args(parser, recipe, epochs=epochs, batch_size=batch_size, lr_decay_step=lr_decay_step)
     add_run_args(parser)
     add_speed_args(parser)
 
@@ -93,18 +110,23 @@ def add_method_args(parser: argparse.ArgumentParser) -> None:
                    help="MSLR dynamic: fraction of the train split held out to measure each modality")
 
 
-def add_training_args(parser: argparse.ArgumentParser, epochs: int = 100, batch_size: int = 32) -> None:
-    g = parser.add_argument_group("training")
+def add_training_args(parser: argparse.ArgumentParser, recipe: str, epochs: int, batch_size: int,
+                      lr_decay_step: int) -> None:
+    g = parser.add_argument_group(f"training (defaults: {recipe})")
     g.add_argument("--train", action="store_true", help="train; without it, evaluate --ckpt_path once")
-    g.add_argument("--epochs", type=int, default=epochs)
-    g.add_argument("--batch_size", type=int, default=batch_size)
-    g.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
-    g.add_argument("--learning_rate", type=float, default=1e-3)
+    g.add_argument("--epochs", type=int, default=epochs, help="training epochs")
+    g.add_argument("--batch_size", type=int, default=batch_size, help="global batch (all processes together)")
+    g.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd", help="SGD with momentum, or Adam")
+    g.add_argument("--learning_rate", type=float, default=1e-3, help="initial learning rate")
     g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
-    g.add_argument("--weight_decay", type=float, default=1e-4)
-    g.add_argument("--lr_decay_step", type=int, default=70, help="StepLR period in epochs")
+    g.add_argument("--weight_decay", type=float, default=1e-4, help="L2 weight decay of the optimizer")
+    g.add_argument("--lr_decay_step", type=int, default=lr_decay_step, help="StepLR period in epochs")
     g.add_argument("--lr_decay_ratio", type=float, default=0.1, help="StepLR factor")
-    g.add_argument("--random_seed", type=int, default=0)
+    g.add_argument("--val_split", default=None, metavar="FRACTION|CSV",
+                   help="hold a validation set out of the train split (a fraction, stratified and fixed by the seed, or "
+                        "a csv of its clips) and choose best.pt on it; without it best.pt is the best test epoch, the "
+                        "papers' protocol")
+    g.add_argument("--random_seed", type=int, default=0, help="seeds the model, shuffling and augmentation")
     g.add_argument("--num_workers", type=int, default=0, help="DataLoader worker processes")
 
 
@@ -115,7 +137,7 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--ckpt_path", default=None,
                    help="without --train: the checkpoint to evaluate; with --train: same as --run_dir (as in the original)")
     g.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue the run in RUN_DIR from its last.pt")
-    g.add_argument("--use_tensorboard", type=str2bool, default=True, metavar="BOOL")
+    g.add_argument("--use_tensorboard", type=str2bool, default=True, metavar="BOOL", help="write TensorBoard events")
     g.add_argument("--tensorboard_path", default=None, help="event folder (default RUN_DIR/tensorboard)")
     g.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda or cuda:N")
     g.add_argument("--gpu_ids", default=None,

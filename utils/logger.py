@@ -31,7 +31,7 @@ class RunLogger:
             for key, value in record.items():
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
                     split, _, name = key.partition("_")
-                    tag = f"{name}/{split}" if split in ("train", "test") else key
+                    tag = f"{name}/{split}" if split in ("train", "val", "test") else key
                     self.writer.add_scalar(tag, value, epoch)
             self.writer.flush()
 

@@ -11,7 +11,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, Optional
 
 import torch
 
@@ -22,6 +22,7 @@ from .build import (build_model, build_optimizer, fill_model_flags, match_checkp
                     prepare_model, resolve_device)
 from .caching import attach_caches
 from .checkpoint import check_compatible, load_checkpoint, load_encoder_weights, save_atomic
+from .datasets import Datasets  # noqa: F401  (entry scripts import it from here too)
 from .engine import evaluate, train_one_epoch
 from .logger import RunLogger
 from .methods import build_method
@@ -29,22 +30,6 @@ from .metrics import classifier_weight_norms
 from .precision import Precision
 from .sampling import SeededSampler, make_batch_loader, make_loader
 from .seed import epoch_seed, seed_everything
-
-
-@dataclass
-class Datasets:
-    classes: List[str]
-    test: object
-    train: Optional[object] = None
-    notes: List[str] = field(default_factory=list)  # e.g. "generated a split", "skipped 3 clips"
-    files: dict = field(default_factory=dict)      # name -> writer(path): files worth keeping in the run dir
-
-    def note_skipped(self) -> "Datasets":
-        """Say how many clips --skip_missing left out of each split."""
-        for split in (self.train, self.test):
-            if split is not None and getattr(split, "n_skipped", 0):
-                self.notes.append(f"--skip_missing: skipped {split.n_skipped} clip(s) without wav or frames")
-        return self
 
 
 def say(*lines) -> None:
@@ -57,15 +42,16 @@ def format_stats(prefix: str, stats: dict) -> str:
             f"(audio {stats['acc_a']:.2f}%, visual {stats['acc_v']:.2f}%)")
 
 
-def classification_test(args, model, eval_model, data, device, precision, show):
-    """Accuracy and the other statistics on the labelled test split, with its features."""
-    return evaluate(eval_model, eval_loader_for(args, data.test, device), device, precision, show,
+def classification_test(args, model, eval_model, dataset, device, precision, show):
+    """Accuracy and the other statistics on a labelled split (test or validation), with its features."""
+    return evaluate(eval_model, eval_loader_for(args, dataset, device), device, precision, show,
                     args.channels_last, weights=model.classifier_weights())
 
 
 @dataclass
 class Selection:
-    """Which test statistic picks best.pt, and in which direction."""
+    """Which statistic picks best.pt, and in which direction. It is read on the validation split
+    when there is one (--val_split), else on the test split (the papers' protocol)."""
     key: str = "acc"
     higher_is_better: bool = True
 
@@ -74,8 +60,19 @@ class Selection:
             return True
         return value > best[self.key] if self.higher_is_better else value < best[self.key]
 
+    def record(self, epoch: int, selecting: Dict, test: Dict, split: str) -> Dict:
+        """The new best: the selecting value and, when chosen on validation, the test value there."""
+        best = {self.key: selecting[self.key], "epoch": epoch, "split": split}
+        if split != "test":
+            best[f"test_{self.key}"] = test[self.key]
+        return best
+
     def describe(self, best: Dict) -> str:
-        return "none yet" if best.get(self.key) is None else f"{self.key} {best[self.key]:.2f} @ {best['epoch']}"
+        if best.get(self.key) is None:
+            return "none yet"
+        split = best.get("split", "test")
+        text = f"{split} {self.key} {best[self.key]:.2f} @ {best['epoch']}"
+        return text if split == "test" else f"{text} (test {best[f'test_{self.key}']:.2f})"
 
 
 @dataclass
@@ -85,7 +82,7 @@ class DataSource:
     make_model: Callable = build_model              # (args, n_classes) -> AVClassifier
     # (args, train dataset, num_replicas, rank) -> a batch sampler with set_epoch; None: seeded shuffling
     train_batches: Optional[Callable] = None
-    # (args, raw model, eval model, Datasets, device, precision, show progress) -> (stats, features or None)
+    # (args, raw model, eval model, test or validation set, device, precision, show progress) -> (stats, features or None)
     test: Callable = classification_test
     describe_test: Callable[[str, dict], str] = format_stats
     selection: Selection = field(default_factory=Selection)
@@ -120,7 +117,7 @@ def evaluate_checkpoint(args, source: DataSource, dist_device=None) -> dict:
     model.load_state_dict(ckpt["model"])
     device = resolve_device(args, dist_device)
     model, _, eval_model = prepare_model(model, device, args.channels_last, args.compile, args.compile_mode)
-    stats, features = source.test(args, model, eval_model, data, device, Precision(args.amp, device),
+    stats, features = source.test(args, model, eval_model, data.test, device, Precision(args.amp, device),
                                   not args.no_progress and distributed.is_main_process())
     say(source.describe_test(f"{args.ckpt_path} (epoch {ckpt['epoch']}) test", stats))
     if args.save_features and features is not None and distributed.is_main_process():
@@ -188,7 +185,7 @@ def train(args, source: DataSource, dist_device=None) -> dict:
     model = source.make_model(args, len(data.classes))
     method = build_method(args)
     method.configure_model(model)
-    data.train, holdout = method.split_train(data.train, args.random_seed)
+    data.train, holdout = method.split_train(data.train, args.random_seed, data.val)
     config = model_config(args, data.classes, model.modalities, model.mid_fusion_name)
     for path, encoder, prefix in ((args.audio_pretrain, model.audio_encoder, "audio_encoder."),
                                   (args.visual_pretrain, model.visual_encoder, "visual_encoder.")):
@@ -224,8 +221,9 @@ def train(args, source: DataSource, dist_device=None) -> dict:
     logger = RunLogger(run_dir, args.use_tensorboard, args.tensorboard_path,
                        resume_from_epoch=start_epoch if resume_state else None) if main else None
     show = not args.no_progress and main
-    held = f" + {len(holdout)} held out" if holdout is not None else ""
-    say(f"run directory: {run_dir}  ({len(data.train)} train{held} / {len(data.test)} test clips, device {device}, "
+    held = f" + {len(holdout)} held out" if holdout is not None and holdout is not data.val else ""
+    val = f" / {len(data.val)} validation" if data.val is not None else ""
+    say(f"run directory: {run_dir}  ({len(data.train)} train{held}{val} / {len(data.test)} test clips, device {device}, "
         f"{distributed.world_size()} process(es))")
     try:
         for epoch in range(start_epoch, args.epochs + 1):
@@ -238,11 +236,17 @@ def train(args, source: DataSource, dist_device=None) -> dict:
                                           model, show, args.channels_last)
             train_stats["seconds"] = time.perf_counter() - started
             scheduler.step()
+            val_stats = {}
+            if data.val is not None:
+                started = time.perf_counter()
+                val_stats, _ = source.test(args, model, eval_model, data.val, device, precision, show)
+                val_stats["seconds"] = time.perf_counter() - started
             started = time.perf_counter()
-            test_stats, features = source.test(args, model, eval_model, data, device, precision, show)
+            test_stats, features = source.test(args, model, eval_model, data.test, device, precision, show)
             test_stats["seconds"] = time.perf_counter() - started
-            if selection.improves(test_stats[selection.key], best):
-                best = {selection.key: test_stats[selection.key], "epoch": epoch}
+            selecting, split = (val_stats, "val") if data.val is not None else (test_stats, "test")
+            if selection.improves(selecting[selection.key], best):
+                best = selection.record(epoch, selecting, test_stats, split)
             if main:
                 state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                          "scheduler": scheduler.state_dict(), "scaler": precision.scaler.state_dict(),
@@ -251,11 +255,12 @@ def train(args, source: DataSource, dist_device=None) -> dict:
                 save_epoch_files(run_dir, state, best["epoch"] == epoch, features if args.save_features else None,
                                  model, data.classes)
                 record = {**lrs, **method_record, **{f"train_{k}": v for k, v in train_stats.items()},
+                          **{f"val_{k}": v for k, v in val_stats.items()},
                           **{f"test_{k}": v for k, v in test_stats.items()},
-                          **classifier_weight_norms(model), f"best_{selection.key}": best[selection.key],
-                          "best_epoch": best["epoch"]}
+                          **classifier_weight_norms(model), **{f"best_{k}": v for k, v in best.items()}}
                 logger.log_epoch(epoch, record)
-            say(f"epoch {epoch}/{args.epochs}  {format_stats('train', train_stats)} | "
+            val_text = f"{source.describe_test('val', val_stats)} | " if val_stats else ""
+            say(f"epoch {epoch}/{args.epochs}  {format_stats('train', train_stats)} | {val_text}"
                 f"{source.describe_test('test', test_stats)} | best {selection.describe(best)}")
     finally:
         if logger is not None:

@@ -20,8 +20,9 @@ class Method:
         self.args = args
         self.measure = None
 
-    def split_train(self, train, seed: int):
-        """(clips to train on, held-out clips or None). Methods that need a validation set hold one out."""
+    def split_train(self, train, seed: int, val=None):
+        """(clips to train on, held-out clips or None). Methods that need held-out data use `val`, the
+        --val_split validation set, when there is one, and otherwise hold part of `train` out."""
         return train, None
 
     def configure_model(self, model) -> None:

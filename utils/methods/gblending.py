@@ -2,8 +2,8 @@
 head's and each modality's own cross-entropy, with weights from each head's
 overfitting-to-generalisation ratio.
 
-A held-out part of the training split (--gb_holdout, never trained on) stands in for the
-validation set. Every --gb_every epochs each head k's mean loss is measured on the held-out
+The validation set of --val_split, or else a held-out part of the training split (--gb_holdout,
+never trained on), is the held-out data. Every --gb_every epochs each head k's mean loss is measured on the held-out
 clips (V) and on as many training clips (T); between two measurements n and n+N,
     generalisation gain  G_k = V_k(n) - V_k(n+N),   overfitting change  O_k = (V-T)_k(n+N) - (V-T)_k(n),
 and the weights are w_k = G_k / O_k^2, normalised to sum to 1 (a head that did not generalise,
@@ -37,8 +37,13 @@ class GBlending(Method):
         self.weights = {head: 1 / 3 for head in HEADS}
         self.previous = None
 
-    def split_train(self, train, seed: int):
-        """(clips to train on, held-out clips); deterministic in the seed."""
+    def split_train(self, train, seed: int, val=None):
+        """(clips to train on, held-out clips): the validation set when given, else --gb_holdout of the
+        train split; the overfitting estimate compares it with as many training clips. Fixed by the seed."""
+        if val is not None:
+            self.holdout = val
+            self.train_probe = KeyedSubset(train, sorted(shuffled_split(len(train), len(val) / len(train), seed)[0]))
+            return train, val
         held, rest = shuffled_split(len(train), self.args.gb_holdout, seed)
         self.holdout = KeyedSubset(train, sorted(held))
         self.train_probe = KeyedSubset(train, sorted(rest[:len(held)]))

@@ -5,8 +5,8 @@ Each encoder trains with its own learning rate, --learning_rate times --mslr_aud
 models); the fusion head keeps --learning_rate. The StepLR schedule scales all groups alike.
 
 --mslr_strategy dynamic adds the paper's dynamic adjustment, as we read it: before each epoch
-the accuracy of each modality's own head is measured on a held-out part of the training split
-(--mslr_holdout, never trained on); every --mslr_every epochs each encoder's rate is multiplied
+the accuracy of each modality's own head is measured on the --val_split validation set, or else
+on a held-out part of the training split (--mslr_holdout, never trained on); every --mslr_every epochs each encoder's rate is multiplied
 by (latest accuracy) / (mean of the last --mslr_every accuracies), so a modality that is still
 improving learns faster and one that has stalled or is degrading slows down.
 """
@@ -33,9 +33,12 @@ class MSLR(Method):
         self.history = {m: deque(maxlen=args.mslr_every) for m, _ in MODALITIES} if self.dynamic else {}
         self.holdout = None  # set by split_train
 
-    def split_train(self, train, seed: int):
+    def split_train(self, train, seed: int, val=None):
         if not self.dynamic:
             return train, None
+        if val is not None:  # --val_split given: measure on it
+            self.holdout = val
+            return train, val
         held, rest = shuffled_split(len(train), self.args.mslr_holdout, seed)
         self.holdout = KeyedSubset(train, sorted(held))
         return KeyedSubset(train, sorted(rest)), self.holdout

@@ -1,0 +1,52 @@
+"""What an entry script's data builder hands the runner: the class list, the test set, the train
+set and the optional validation set, with notes for the log and the split files worth keeping in
+the run directory."""
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence, Tuple
+
+from dataset.splits import write_split
+from dataset.validation import hold_out_validation
+
+Samples = List[Tuple[str, int]]
+
+
+@dataclass
+class Datasets:
+    classes: List[str]
+    test: object
+    train: Optional[object] = None
+    val: Optional[object] = None                   # --val_split: best.pt is chosen on it
+    notes: List[str] = field(default_factory=list)  # e.g. "which split", "skipped 3 clips"
+    files: dict = field(default_factory=dict)      # name -> writer(path): files worth keeping in the run dir
+
+    def note_skipped(self) -> "Datasets":
+        """Say how many clips --skip_missing left out of each split."""
+        for name, split in (("train", self.train), ("validation", self.val), ("test", self.test)):
+            if split is not None and getattr(split, "n_skipped", 0):
+                self.notes.append(f"--skip_missing: skipped {split.n_skipped} {name} clip(s) without wav or frames")
+        return self
+
+    def keep_lists(self, classes: Sequence[str], **lists: Optional[Samples]) -> None:
+        """Keep each given list as <name>.csv (rows <clip>,<label>) in the run directory."""
+        for name, samples in lists.items():
+            if samples is not None:
+                self.files[f"{name}.csv"] = lambda path, samples=samples: write_split(path, samples, classes)
+
+
+def labelled_clip_datasets(args, classes: Sequence[str], train: Samples, test: Samples, source: str,
+                           make: Callable[[Samples, bool, str], object], with_train: bool, base: Path) -> Datasets:
+    """Train / validation / test datasets of a clip-classification set from its lists.
+    `make(samples, train, split name)` builds one dataset; `source` says which split the lists are;
+    --val_split (a fraction or a csv relative to `base`) moves validation clips out of train."""
+    val = None
+    notes = [f"split: {source}, {len(train)} train / {len(test)} test clips (kept in the run directory)"]
+    if args.val_split is not None:
+        train, val, note = hold_out_validation(train, test, args.val_split, args.random_seed, classes, base)
+        notes.append(note)
+    data = Datasets(classes=list(classes), test=make(test, False, f"test split ({source})"), notes=notes)
+    if with_train:
+        data.train = make(train, True, f"train split ({source})")
+        data.val = make(val, False, "validation split") if val is not None else None
+    data.keep_lists(classes, train=train, val=val, test=test)
+    return data.note_skipped()

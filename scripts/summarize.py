@@ -1,21 +1,27 @@
 """Result table of finished runs: one row per (method, fusion, MMCosine, scaling), mean +- std
-over seeds of the best test accuracy and the audio / visual accuracy at that epoch, or, for
-speaker-verification runs (main_Vox.py), of the lowest EER on the first trial list with its
-minDCF and the audio / visual EERs at that epoch.
+over seeds. Classification runs show the fused test accuracy under three model-selection
+protocols side by side: at the best validation epoch (runs with --val_split; best.pt's epoch),
+at the best test epoch (the papers' protocol) and at the last epoch, with the audio / visual
+accuracy at best.pt's epoch. --metric acc_linear tables the release's fused accuracy instead (the
+fusion layer's plain linear output, which the released main_CD.py scored under MMCosine).
+Speaker-verification runs (main_Vox.py) show the lowest EER on the first trial list with its
+minDCF and audio / visual EERs, and the last epoch's EER.
 
-    python scripts/summarize.py runs/sweep [more run dirs or folders of runs] [--csv out.csv] [--plot out.png]
+    python scripts/summarize.py runs/sweep [more run dirs or folders of runs] [--metric acc|acc_linear]
+                                [--csv out.csv] [--plot out.png]
 
 Prints a markdown table per kind of run, writes a CSV with one line per run, and (when MMCosine
-runs at several scalings exist) a PNG of the best accuracy (or EER) against scaling per fusion,
-with each fusion's baseline as a dashed line.
+runs at several scalings exist) a PNG of the test accuracy at best.pt's epoch (or the best EER)
+against scaling per fusion, with each fusion's baseline as a dashed line.
 """
 import argparse
 import csv
 import json
 import statistics
+import sys
 from collections import defaultdict
 from pathlib import Path
-from typing import NamedTuple, Tuple
+from typing import Dict, NamedTuple, Tuple
 
 import matplotlib
 
@@ -25,18 +31,29 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 class Kind(NamedTuple):
     """How runs of one kind pick their best epoch and what the table shows."""
-    selects: str                          # metrics.jsonl key that picks the best epoch
     higher_is_better: bool
-    columns: Tuple[Tuple[str, str], ...]  # (run field, table header); the first is the selecting metric
+    at_best: Dict[str, str]               # run field -> metrics.jsonl key, read at best.pt's epoch
+    columns: Tuple[Tuple[str, str], ...]  # (run field, table header)
 
 
-KINDS = {
-    "accuracy": Kind("test_acc", True, (("acc", "best acc (%)"), ("acc_a", "audio acc (%)"), ("acc_v", "visual acc (%)"))),
-    "verification": Kind("test_eer", False, (("eer", "best EER (%)"), ("min_dcf", "minDCF"),
-                                             ("eer_a", "audio EER (%)"), ("eer_v", "visual EER (%)"))),
-}
-RUN_COLUMNS = ["run", "kind", "method", "fusion", "mmcosine", "scaling", "seed", "epochs", "best_epoch",
-               "acc", "acc_a", "acc_v", "f1", "eer", "min_dcf", "eer_a", "eer_v"]
+def accuracy_kind(metric: str) -> Kind:
+    name = "acc" if metric == "acc" else metric
+    return Kind(True, {"acc_a": "test_acc_a", "acc_v": "test_acc_v", "f1": "test_f1"},
+                (("at_best_val", f"test {name} at best val (%)"), ("best_test", f"best test {name} (%)"),
+                 ("last", f"last-epoch {name} (%)"), ("acc_a", "audio acc (%)"), ("acc_v", "visual acc (%)")))
+
+
+VERIFICATION = Kind(False, {"min_dcf": "test_min_dcf", "eer_a": "test_eer_a", "eer_v": "test_eer_v"},
+                    (("best_test", "best EER (%)"), ("min_dcf", "minDCF"), ("eer_a", "audio EER (%)"),
+                     ("eer_v", "visual EER (%)"), ("last", "last-epoch EER (%)")))
+RUN_COLUMNS = ["run", "kind", "metric", "method", "fusion", "mmcosine", "scaling", "seed", "epochs", "best_epoch",
+               "selected_on", "value", "at_best_val", "best_test", "last", "acc_a", "acc_v", "f1", "min_dcf", "eer_a",
+               "eer_v"]
+
+
+def fail(message: str):
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def find_runs(paths):
@@ -46,29 +63,37 @@ def find_runs(paths):
         candidates = [path] if (path / "args.json").is_file() else sorted(p.parent for p in path.rglob("args.json"))
         runs += [c for c in candidates if (c / "metrics.jsonl").is_file()]
     if not runs:
-        raise SystemExit(f"error: no run directories (args.json + metrics.jsonl) under {', '.join(map(str, paths))}")
+        fail(f"no run directories (args.json + metrics.jsonl) under {', '.join(map(str, paths))}")
     return runs
 
 
-def summarize_run(run_dir: Path) -> dict:
+def summarize_run(run_dir: Path, metric: str = "acc") -> dict:
+    """One run's numbers. `value` is the test number at best.pt's epoch: the best validation epoch
+    when the run has a validation set, else the best test epoch."""
     args = json.loads((run_dir / "args.json").read_text())
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    kind = "verification" if "test_eer" in rows[0] else "accuracy"
-    rule = KINDS[kind]
+    kind, stat = ("verification", "eer") if "test_eer" in rows[0] else ("accuracy", metric)
+    rule = VERIFICATION if kind == "verification" else accuracy_kind(metric)
+    if f"test_{stat}" not in rows[0]:
+        fail(f"{run_dir} logged no test_{stat} (a run made before it was logged). Summarize it with --metric acc")
+    better = max if rule.higher_is_better else min
     # The first epoch of the best value, as best.pt keeps.
-    best = (max if rule.higher_is_better else min)(rows, key=lambda r: r[rule.selects])
-    run = {"run": str(run_dir), "kind": kind, "method": args.get("method", "joint"), "fusion": args["fusion_method"],
-           "mmcosine": bool(args["mmcosine"]), "scaling": float(args["scaling"]) if args["mmcosine"] else None,
-           "seed": args["random_seed"], "epochs": rows[-1]["epoch"], "best_epoch": best["epoch"]}
-    if kind == "accuracy":
-        run.update(acc=best["test_acc"], acc_a=best["test_acc_a"], acc_v=best["test_acc_v"], f1=best.get("test_f1"))
-    else:
-        run.update(eer=best["test_eer"], min_dcf=best["test_min_dcf"], eer_a=best["test_eer_a"],
-                   eer_v=best["test_eer_v"])
+    best_test = better(rows, key=lambda r: r[f"test_{stat}"])
+    best_val = better(rows, key=lambda r: r[f"val_{stat}"]) if f"val_{stat}" in rows[0] else None
+    held = best_val or best_test
+    run = {"run": str(run_dir), "kind": kind, "metric": stat, "method": args.get("method", "joint"),
+           "fusion": args["fusion_method"], "mmcosine": bool(args["mmcosine"]),
+           "scaling": float(args["scaling"]) if args["mmcosine"] else None, "seed": args["random_seed"],
+           "epochs": rows[-1]["epoch"], "best_epoch": held["epoch"], "selected_on": "val" if best_val else "test",
+           "value": held[f"test_{stat}"], "at_best_val": best_val[f"test_{stat}"] if best_val else None,
+           "best_test": best_test[f"test_{stat}"], "last": rows[-1][f"test_{stat}"]}
+    run.update({field: held.get(key) for field, key in rule.at_best.items()})
     return run
 
 
 def mean_std(values, digits: int = 2):
+    if any(v is None for v in values):
+        return "–"
     if len(values) == 1:
         return f"{values[0]:.{digits}f}"
     return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
@@ -78,8 +103,8 @@ def group_key(run):
     return run["method"], run["fusion"], run["mmcosine"], run["scaling"]
 
 
-def markdown_table(runs, kind: str) -> str:
-    columns = KINDS[kind].columns
+def markdown_table(runs, rule: Kind) -> str:
+    columns = rule.columns
     groups = defaultdict(list)
     for run in runs:
         groups[group_key(run)].append(run)
@@ -95,9 +120,10 @@ def markdown_table(runs, kind: str) -> str:
     return "\n".join(lines)
 
 
-def plot_scaling(runs, out: Path, kind: str = "accuracy") -> bool:
-    """The best value against scaling, one line per (method, fusion); False when there is nothing to plot."""
-    field, header = KINDS[kind].columns[0]
+def plot_scaling(runs, out: Path, header: str) -> bool:
+    """The test value at best.pt's epoch against scaling, one line per (method, fusion); False when
+    there is nothing to plot."""
+    field = "value"
     curves, baselines = defaultdict(lambda: defaultdict(list)), defaultdict(list)
     for run in runs:
         if run["mmcosine"]:
@@ -113,7 +139,7 @@ def plot_scaling(runs, out: Path, kind: str = "accuracy") -> bool:
         if (method, fusion) in baselines:
             ax.axhline(statistics.mean(baselines[(method, fusion)]), color=line.get_color(), linestyle="--", alpha=0.6)
     ax.set_xlabel("MMCosine scaling s")
-    ax.set_ylabel(f"test {header}")
+    ax.set_ylabel(header)
     ax.set_title(f"{header.split(' (')[0]} vs scaling (dashed: without MMCosine)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -126,26 +152,34 @@ def plot_scaling(runs, out: Path, kind: str = "accuracy") -> bool:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("paths", nargs="+", help="run directories, or folders holding them")
+    parser.add_argument("--metric", choices=["acc", "acc_linear"], default="acc",
+                        help="fused accuracy of classification runs: acc (the trained fused logits: the cosine sum "
+                             "under MMCosine) or acc_linear (the fusion layer's plain output, as the released main_CD.py)")
     parser.add_argument("--csv", default=None, help="per-run CSV (default: summary.csv in the first path)")
     parser.add_argument("--plot", default=None, help="accuracy-vs-scaling PNG (default: scaling.png in the first path)")
     args = parser.parse_args(argv)
-    runs = [summarize_run(d) for d in find_runs(args.paths)]
+    runs = [summarize_run(d, args.metric) for d in find_runs(args.paths)]
     first = Path(args.paths[0]) if Path(args.paths[0]).is_dir() else Path(".")
     csv_path = Path(args.csv or first / "summary.csv")
     with open(csv_path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=RUN_COLUMNS)
         writer.writeheader()
         writer.writerows(runs)
-    kinds = [k for k in KINDS if any(r["kind"] == k for r in runs)]
+    rules = {"accuracy": accuracy_kind(args.metric), "verification": VERIFICATION}
+    kinds = [k for k in rules if any(r["kind"] == k for r in runs)]
     for kind in kinds:
-        print(markdown_table([r for r in runs if r["kind"] == kind], kind), end="\n\n")
+        print(markdown_table([r for r in runs if r["kind"] == kind], rules[kind]), end="\n\n")
+    if "accuracy" in kinds:
+        print("audio / visual accuracy and best epoch: at best.pt's epoch (the best validation epoch when the run "
+              "has a --val_split validation set, else the best test epoch)")
     print(f"per-run CSV: {csv_path}")
     for kind in kinds:
         plot_path = Path(args.plot or first / "scaling.png")
         if len(kinds) > 1 and kind == "verification":  # both kinds: keep the two plots apart
             plot_path = plot_path.with_name(f"{plot_path.stem}_eer{plot_path.suffix}")
-        if plot_scaling([r for r in runs if r["kind"] == kind], plot_path, kind):
-            print(f"{KINDS[kind].columns[0][1].split(' (')[0]} vs scaling: {plot_path}")
+        header = "best EER (%)" if kind == "verification" else f"test {args.metric} at best.pt's epoch (%)"
+        if plot_scaling([r for r in runs if r["kind"] == kind], plot_path, header):
+            print(f"{header.split(' (')[0]} vs scaling: {plot_path}")
     return runs
 
 

@@ -14,14 +14,16 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import summarize  # noqa: E402
 
 
-def fake_run(root, name, method, fusion, mmcosine, scaling, seed, accs):
+def fake_run(root, name, method, fusion, mmcosine, scaling, seed, accs, vals=None):
     run = root / name
     run.mkdir(parents=True)
     (run / "args.json").write_text(json.dumps({"method": method, "fusion_method": fusion, "mmcosine": mmcosine,
                                                "scaling": scaling, "random_seed": seed}))
-    (run / "metrics.jsonl").write_text("".join(
-        json.dumps({"epoch": e + 1, "test_acc": a, "test_acc_a": a / 2, "test_acc_v": a / 3, "test_f1": a - 1}) + "\n"
-        for e, a in enumerate(accs)))
+    rows = [{"epoch": e + 1, "test_acc": a, "test_acc_a": a / 2, "test_acc_v": a / 3, "test_f1": a - 1,
+             "test_acc_linear": a - 10} for e, a in enumerate(accs)]
+    for row, val in zip(rows, vals or []):
+        row.update(val_acc=val, val_acc_linear=100 - val)
+    (run / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
 
 
 def test_summary_groups_seeds_and_takes_each_runs_best_epoch(tmp_path, capsys):
@@ -32,13 +34,40 @@ def test_summary_groups_seeds_and_takes_each_runs_best_epoch(tmp_path, capsys):
     runs = summarize.main([str(tmp_path)])
     out = capsys.readouterr().out
     expected = f"{statistics.mean([70, 80]):.2f} ± {statistics.stdev([70, 80]):.2f}"
-    assert f"| joint | concat | yes | 10 | 0,1 | {expected} |" in out
+    last = f"{statistics.mean([60, 80]):.2f} ± {statistics.stdev([60, 80]):.2f}"
+    assert f"| joint | concat | yes | 10 | 0,1 | – | {expected} | {last} |" in out  # no validation: no first column
     assert f"| {statistics.mean([35, 40]):.2f} ± {statistics.stdev([35, 40]):.2f} |" in out  # audio at best epochs
-    assert "| joint | concat | no |  | 0 | 45.00 |" in out  # baseline: scaling plays no part
+    assert "| joint | concat | no |  | 0 | – | 45.00 | 43.00 |" in out  # baseline: scaling plays no part
     rows = list(csv.DictReader(open(tmp_path / "summary.csv")))
     assert len(rows) == 4 and {r["best_epoch"] for r in rows if r["run"].endswith("a1")} == {"3"}
     assert (tmp_path / "scaling.png").read_bytes()[:4] == b"\x89PNG"
     assert len(runs) == 4
+
+
+def test_three_selection_protocols_side_by_side(tmp_path, capsys):
+    # Validation peaks at epoch 1, test at epoch 3: the honest number is the test at epoch 1.
+    fake_run(tmp_path, "v0", "joint", "gated", True, 10.0, 0, [50, 60, 70, 65], vals=[90, 80, 70, 60])
+    run = summarize.main([str(tmp_path)])[0]
+    assert (run["at_best_val"], run["best_test"], run["last"], run["best_epoch"]) == (50, 70, 65, 1)
+    assert run["selected_on"] == "val" and run["acc_a"] == 25  # audio at best.pt's (validation) epoch
+    out = capsys.readouterr().out
+    assert "| test acc at best val (%) | best test acc (%) | last-epoch acc (%) |" in out
+    assert "| joint | gated | yes | 10 | 0 | 50.00 | 70.00 | 65.00 | 25.00 | 16.67 | 1 |" in out
+    # The release's fused accuracy (fusion layer's plain output), selected on its own validation value.
+    run = summarize.main([str(tmp_path), "--metric", "acc_linear"])[0]
+    assert (run["at_best_val"], run["best_test"], run["last"], run["best_epoch"]) == (55, 60, 55, 4)
+    assert "| test acc_linear at best val (%) |" in capsys.readouterr().out
+
+
+def test_acc_linear_of_runs_that_never_logged_it_is_one_clear_error(tmp_path, capsys):
+    run = tmp_path / "old"
+    run.mkdir()
+    (run / "args.json").write_text(json.dumps({"fusion_method": "concat", "mmcosine": True, "scaling": 10,
+                                               "random_seed": 0}))
+    (run / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "test_acc": 50.0}) + "\n")
+    with pytest.raises(SystemExit) as exit_info:
+        summarize.main([str(tmp_path), "--metric", "acc_linear"])
+    assert exit_info.value.code == 2 and "logged no test_acc_linear" in capsys.readouterr().err
 
 
 def test_sweep_script_runs_the_grid_and_resumes(tmp_path, demo_root):
@@ -62,10 +91,10 @@ def test_sweep_rejects_unknown_options():
     assert proc.returncode == 2 and "unknown option --scaling" in proc.stderr
 
 
-@pytest.mark.parametrize("paths", [["nowhere"]])
-def test_summary_without_runs_is_one_clear_error(tmp_path, paths):
-    with pytest.raises(SystemExit, match="no run directories"):
-        summarize.main([str(tmp_path / p) for p in paths])
+def test_summary_without_runs_is_one_clear_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        summarize.main([str(tmp_path / "nowhere")])
+    assert exit_info.value.code == 2 and "error: no run directories" in capsys.readouterr().err
 
 
 def fake_vox_run(root, name, mmcosine, scaling, seed, eers):
@@ -87,11 +116,13 @@ def test_verification_runs_take_the_lowest_eer_and_get_their_own_table(tmp_path,
     fake_run(tmp_path, "cd", "joint", "concat", False, 10.0, 0, [45, 44, 43])
     runs = summarize.main([str(tmp_path)])
     out = capsys.readouterr().out
-    assert "| best EER (%) | minDCF | audio EER (%) | visual EER (%) |" in out and "| best acc (%) |" in out
+    assert "| best EER (%) | minDCF | audio EER (%) | visual EER (%) | last-epoch EER (%) |" in out
+    assert "| best test acc (%) |" in out
     eer = f"{statistics.mean([8, 6]):.2f} ± {statistics.stdev([8, 6]):.2f}"
     audio = f"{statistics.mean([13, 11]):.2f} ± {statistics.stdev([13, 11]):.2f}"  # at each run's best epoch
     assert f"| joint | film | yes | 10 | 0,1 | {eer} | " in out and f" | {audio} | " in out
     by_name = {Path(r["run"]).name: r for r in runs}
     assert by_name["v1"]["best_epoch"] == 3 and by_name["v1"]["min_dcf"] == pytest.approx(6 / 50)
     assert by_name["v2"]["eer_v"] == 34.0 and by_name["cd"]["kind"] == "accuracy"
+    assert by_name["v1"]["last"] == 6.0 and by_name["v0"]["last"] == 9.0
     assert (tmp_path / "scaling_eer.png").read_bytes()[:4] == b"\x89PNG"

@@ -2,7 +2,9 @@
 
 Trains speaker classification on VoxCeleb2 dev (ResNetSE34V2-style speaker encoder on waveforms,
 ResNet34 face encoder on 2-fps face crops) and scores trial lists by the cosine similarity of
-the two utterances' fused logit vectors: EER and minDCF per list, also per modality.
+the two utterances' fused logit vectors: EER and minDCF per list, also per modality. Defaults
+follow the release's main_vox2.py; the release's own lists (data/vox/test_pairs.csv,
+veri_test.csv in GeWu-Lab/MMCosine_ICASSP23) read as they are.
 
     python main_Vox.py --train --fusion_method film --mmcosine True --scaling 10 \\
         --train_list data/VoxCeleb/train_list.csv --trial_lists data/VoxCeleb/vox2_test.csv data/VoxCeleb/vox1_O.csv \\
@@ -17,7 +19,7 @@ from pathlib import Path
 from dataset import DataError
 from dataset.voxceleb import VoxUtterances, read_train_list, read_trial_lists
 from models import AVClassifier
-from models.speaker_encoders import FaceEncoder, SpeakerEncoder
+from models.speaker_encoders import BLOCK_ORDERS, POOLINGS, FaceEncoder, SpeakerEncoder
 from utils import trials
 from utils.args import add_shared_args, entry_parser
 from utils.build import build_model as build_av_model
@@ -35,11 +37,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rows <0|1>,<utt1>,<utt2> (or the official space-separated lists); the first picks best.pt")
     g.add_argument("--audio_root", default="data/VoxCeleb/wav", help="the lists' wav paths are relative to this")
     g.add_argument("--visual_root", default="data/VoxCeleb/faces", help="the lists' face-crop folders are relative to this")
-    g.add_argument("--audio_seconds", type=float, default=2.0, help="training crop of each waveform (random position)")
-    g.add_argument("--eval_seconds", type=float, default=4.0, help="centre crop scored at test time")
-    g.add_argument("--num_frames", type=int, default=2, help="face crops per utterance, spread evenly")
+    g.add_argument("--audio_seconds", type=float, default=2.015,
+                   help="training crop of each waveform, at a random position (the release's 200 frames: 32,240 samples)")
+    g.add_argument("--eval_seconds", type=float, default=4.015,
+                   help="waveform scored at test time (the release's 400 frames: 64,240 samples)")
+    g.add_argument("--eval_crop", choices=["start", "centre"], default="start",
+                   help="where the test crop starts: start (the release's test loaders) or centre")
+    g.add_argument("--num_frames", type=int, default=2, help="face crops per training utterance, spread evenly")
+    g.add_argument("--eval_faces", choices=["release", "even"], default="release",
+                   help="face crops of a test utterance: release = the third one alone (0000002.png, as main_vox2.py); "
+                        "even = --num_frames spread evenly")
     g.add_argument("--image_size", type=int, default=224, help="face crop side fed to the ResNet34")
-    g.add_argument("--n_mels", type=int, default=64, help="mel bands of the speaker encoder's front end")
+    g.add_argument("--n_mels", type=int, default=None,
+                   help="mel bands of the speaker encoder's front end (default 40 as the release, or the checkpoint's)")
+    g.add_argument("--speaker_pooling", choices=list(POOLINGS), default=None,
+                   help="speaker encoder pooling: sap (self-attentive, the release) or asp (attentive statistics) "
+                        "(default sap, or the checkpoint's)")
+    g.add_argument("--speaker_block_order", choices=list(BLOCK_ORDERS), default=None,
+                   help="order inside the speaker encoder's stem and blocks: conv_relu_bn (the release) or "
+                        "conv_bn_relu (default conv_relu_bn, or the checkpoint's)")
     g.add_argument("--max_per_speaker", type=int, default=500, help="utterances of one speaker used per epoch")
     add_shared_args(parser, "the released main_vox2.py", epochs=200, batch_size=256, lr_decay_step=70)
     return parser
@@ -53,7 +69,7 @@ def build_datasets(args, with_train: bool) -> Datasets:
                         "--trial_lists, so put a validation list first (e.g. the release's VoxCeleb2 test_pairs.csv) "
                         "and the test list after it")
     test = read_trial_lists([Path(p) for p in args.trial_lists], args.audio_root, args.visual_root,
-                            args.eval_seconds, args.num_frames, args.image_size)
+                            args.eval_seconds, args.num_frames, args.image_size, args.eval_crop, args.eval_faces)
     if with_train:
         speakers, items = read_train_list(Path(args.train_list), args.audio_root, args.visual_root)
         train = VoxUtterances([u for u, _ in items], [label for _, label in items], train=True,
@@ -66,7 +82,8 @@ def build_datasets(args, with_train: bool) -> Datasets:
 
 
 def build_model(args, n_classes: int) -> AVClassifier:
-    return build_av_model(args, n_classes, SpeakerEncoder(n_mels=args.n_mels), FaceEncoder())
+    speaker = SpeakerEncoder(n_mels=args.n_mels, pooling=args.speaker_pooling, block_order=args.speaker_block_order)
+    return build_av_model(args, n_classes, speaker, FaceEncoder())
 
 
 def speaker_batches(args, train, num_replicas: int, rank: int) -> SpeakerBatchSampler:
@@ -85,7 +102,10 @@ def verification_test(args, model, eval_model, trial_set, device, precision, sho
 
 SOURCE = DataSource(name="voxceleb", build=build_datasets, make_model=build_model, train_batches=speaker_batches,
                     test=verification_test, describe_test=trials.describe,
-                    selection=Selection("eer", higher_is_better=False), model_defaults={"fusion_method": "film"})
+                    selection=Selection("eer", higher_is_better=False),
+                    # the release's main_vox2.py and models/vox/ResNetSE34V2_audio.py
+                    model_defaults={"fusion_method": "film", "n_mels": 40, "speaker_pooling": "sap",
+                                    "speaker_block_order": "conv_relu_bn"})
 
 
 def main(argv=None):

@@ -2,8 +2,10 @@
 
 Train list rows:  <wav path>,<frames dir>,<speaker id>,<frame count>   (paths relative to --audio_root / --visual_root)
 Trial list rows:  <0|1>,<utt1>,<utt2>      (VoxCeleb1-O style; an utterance U is audio_root/U(.wav) and
-                                            visual_root/U without .wav, a folder of 2-fps face crops;
-                                            the official space-separated veri_test2.txt reads as is)
+                                            visual_root/U without .wav, a folder of 2-fps face crops; a
+                                            leading slash is ignored, so the release's test_pairs.csv and
+                                            veri_test.csv and the official space-separated veri_test2.txt
+                                            read as they are)
 Speakers are numbered in sorted order of their ids; the class count is the number of speakers.
 """
 import csv
@@ -54,7 +56,11 @@ def read_train_list(path: Path, audio_root: Path, visual_root: Path):
 
 
 def utterance(key: str, audio_root: Path, visual_root: Path) -> Utterance:
-    stem = key[:-4] if key.endswith(".wav") else key
+    """A trial list's utterance under the two roots. The release's lists name them with a leading
+    slash and the .wav suffix (`/id00017/Nd3m-TBtp6A/00037.wav`) or without the slash; both map to
+    audio_root/id00017/Nd3m-TBtp6A/00037.wav and the faces folder visual_root/id00017/Nd3m-TBtp6A/00037."""
+    stem = key.lstrip("/")
+    stem = stem[:-4] if stem.endswith(".wav") else stem
     return Utterance(Path(audio_root) / f"{stem}.wav", Path(visual_root) / stem)
 
 
@@ -87,16 +93,31 @@ def crop(wave: np.ndarray, n_samples: int, start: int) -> np.ndarray:
     return wave[start:start + n_samples]
 
 
+EVAL_CROPS = ("start", "centre")
+FACE_PICKS = ("release", "even")
+RELEASE_TEST_FACE = 2  # the release's test loaders read <utterance>/0000002.png: the third 2-fps frame
+
+
+def pick_faces(n_available: int, n_wanted: int, rule: str) -> List[int]:
+    """Which face crops of an utterance to use: `even` spreads n_wanted over the utterance; `release`
+    takes the third one alone (the last, if there are fewer), as main_vox2.py's test loaders."""
+    if rule == "release":
+        return [min(RELEASE_TEST_FACE, n_available - 1)]
+    return pick_evenly(n_available, n_wanted)
+
+
 class VoxUtterances(Dataset):
     """Items (waveform (N,), frames uint8 (3, T, S, S), label). Training: a random crop of `seconds`
-    (seeded per key); evaluation: the centre crop."""
+    (seeded per key) and `num_frames` faces spread evenly; evaluation: the crop from the start (the
+    release) or the centre, and the faces `faces` picks (see pick_faces)."""
 
     def __init__(self, utterances: Sequence[Utterance], labels: Sequence[int], train: bool, seconds: float,
-                 num_frames: int = 2, image_size: int = 112, sample_rate: int = 16000):
+                 num_frames: int = 2, image_size: int = 112, sample_rate: int = 16000, crop: str = "start",
+                 faces: str = "even"):
         self.utterances, self.labels = list(utterances), list(labels)
-        self.train, self.n_samples, self.num_frames = train, int(seconds * sample_rate), num_frames
+        self.train, self.n_samples, self.num_frames = train, int(round(seconds * sample_rate)), num_frames
         self.transform = frame_transform(train, image_size)
-        self.sample_rate = sample_rate
+        self.sample_rate, self.crop, self.faces = sample_rate, crop, "even" if train else faces
 
     def __len__(self):
         return len(self.utterances)
@@ -110,11 +131,12 @@ class VoxUtterances(Dataset):
             raise DataError(f"no frames in {utt.frames}. Re-extract the faces of this utterance")
         rng = np.random.default_rng(seed)
         spare = max(len(wave) - self.n_samples, 0)
-        start = int(rng.integers(0, spare + 1)) if self.train else spare // 2
+        start = int(rng.integers(0, spare + 1)) if self.train else (0 if self.crop == "start" else spare // 2)
         with torch.random.fork_rng(devices=[]):
             if seed is not None:
                 torch.default_generator.manual_seed(seed)
-            visual = self.transform(read_frames([frames[i] for i in pick_evenly(len(frames), self.num_frames)]))
+            picked = pick_faces(len(frames), self.num_frames, self.faces)
+            visual = self.transform(read_frames([frames[i] for i in picked]))
         audio = torch.from_numpy(np.ascontiguousarray(crop(wave, self.n_samples, start), dtype=np.float32))
         return audio, visual.transpose(0, 1).contiguous(), self.labels[index]
 
@@ -130,12 +152,13 @@ class TrialSet(Dataset):
     not a speaker (test speakers are not training classes)."""
 
     def __init__(self, lists: Dict[str, List[Tuple[int, str, str]]], utterances: Dict[str, Utterance],
-                 seconds: float, num_frames: int, image_size: int):
+                 seconds: float, num_frames: int, image_size: int, crop: str = "start", faces: str = "release"):
         self.lists = lists
         self.keys = sorted(utterances)
         self.row = {k: i for i, k in enumerate(self.keys)}
         self.utterances = VoxUtterances([utterances[k] for k in self.keys], list(range(len(self.keys))),
-                                        train=False, seconds=seconds, num_frames=num_frames, image_size=image_size)
+                                        train=False, seconds=seconds, num_frames=num_frames, image_size=image_size,
+                                        crop=crop, faces=faces)
 
     def __len__(self):
         return len(self.keys)
@@ -151,7 +174,7 @@ class TrialSet(Dataset):
 
 
 def read_trial_lists(paths: Sequence[Path], audio_root: Path, visual_root: Path, seconds: float,
-                     num_frames: int, image_size: int) -> TrialSet:
+                     num_frames: int, image_size: int, crop: str = "start", faces: str = "release") -> TrialSet:
     lists, utterances = {}, {}
     for path in paths:
         name = list_name(path)
@@ -159,4 +182,4 @@ def read_trial_lists(paths: Sequence[Path], audio_root: Path, visual_root: Path,
             raise DataError(f"two trial lists are both named {name!r} ({path}); rename one of the files")
         lists[name], found = read_trials(path, audio_root, visual_root)
         utterances.update(found)
-    return TrialSet(lists, utterances, seconds, num_frames, image_size)
+    return TrialSet(lists, utterances, seconds, num_frames, image_size, crop, faces)

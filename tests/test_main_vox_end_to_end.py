@@ -13,6 +13,7 @@ import main_Vox
 from dataset.demo_voxceleb import write_voxceleb_demo
 from dataset.voxceleb import read_trial_lists
 from utils import trials
+from utils.build import fill_model_flags
 from utils.sampling import make_loader
 from utils.verification import eer, min_dcf
 
@@ -87,7 +88,8 @@ def test_embeddings_and_scores_match_a_direct_computation(vox_run, vox_root):
     two utterances' logit vectors; the EER / minDCF are those of those scores."""
     ckpt = torch.load(vox_run / "best.pt", weights_only=True)
     args = main_Vox.build_parser().parse_args([*data_flags(vox_root), *TINY])
-    args.fusion_method, args.mmcosine, args.scaling = "film", True, 10.0
+    fill_model_flags(args, ckpt, main_Vox.SOURCE.model_defaults)
+    assert (args.fusion_method, args.mmcosine, args.n_mels, args.speaker_pooling) == ("film", True, 40, "sap")
     model = main_Vox.build_model(args, ckpt["model_config"]["n_classes"])
     model.load_state_dict(ckpt["model"])
     model.eval()
@@ -182,3 +184,10 @@ def test_plot_run_draws_the_eer_curves_of_a_verification_run(vox_run, tmp_path):
     written = {p.name for p in plot_run.plot_runs([vox_run], tmp_path)}
     assert written == {"eer.png", "weight_norms.png"}  # no accuracy or angle panels without their numbers
     assert (tmp_path / "eer.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_checkpoint_evaluated_with_other_encoder_flags_is_one_clear_error(vox_run, vox_root, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main_Vox.main(["--ckpt_path", str(vox_run / "best.pt"), *data_flags(vox_root), *TINY, "--speaker_pooling", "asp"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(err) == 1 and "does not fit the model these flags build" in err[0]

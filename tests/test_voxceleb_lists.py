@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import soundfile
+import torch
 from PIL import Image
 
 from dataset import DataError
@@ -64,9 +65,44 @@ def test_utterance_reader_crops_and_picks_frames(vox_tree):
     audio, visual, label = train[(0, 5)]
     assert audio.shape == (16000,) and visual.shape == (3, 2, 32, 32) and label == 1
     assert np.array_equal(train[(0, 5)][0], audio) and not np.array_equal(train[(0, 6)][0], audio)
-    test = VoxUtterances([u for u, _ in items], [0] * 4, train=False, seconds=1.0, image_size=32)
     wave, _ = soundfile.read(items[0][0].wav, dtype="float32")
-    assert np.allclose(test[0][0].numpy(), wave[4000:20000], atol=1e-4)  # the centre second
+    centre = VoxUtterances([u for u, _ in items], [0] * 4, train=False, seconds=1.0, image_size=32, crop="centre")
+    assert np.allclose(centre[0][0].numpy(), wave[4000:20000], atol=1e-4)  # the centre second
+    # The release's test crop: max_frames * 160 + 240 samples from the start (400 frames: 4.015 s).
+    release = VoxUtterances([u for u, _ in items], [0] * 4, train=False, seconds=4.015, image_size=32)
+    expected = np.concatenate([wave, wave, wave])[:64240]  # shorter utterances wrap around, as numpy's 'wrap' pad
+    assert release[0][0].shape == (64240,) and np.allclose(release[0][0].numpy(), expected, atol=1e-4)
+
+
+def test_test_faces_are_the_releases_third_frame_or_spread_evenly(vox_tree):
+    from dataset.visual import read_frames
+    from dataset.voxceleb import pick_faces
+    assert pick_faces(8, 2, "release") == [2] and pick_faces(2, 2, "release") == [1]
+    assert pick_faces(8, 2, "even") == [2, 6]
+    _, items = read_train_list(vox_tree / "train.csv", vox_tree / "audio", vox_tree / "faces")
+    test = VoxUtterances([items[0][0]], [0], train=False, seconds=1.0, num_frames=2, image_size=40, faces="release")
+    frames = sorted(items[0][0].frames.iterdir())
+    visual = test[0][1]
+    assert visual.shape == (3, 1, 40, 40) and torch.equal(visual[:, 0], read_frames([frames[2]])[0])
+    even = VoxUtterances([items[0][0]], [0], train=False, seconds=1.0, num_frames=2, image_size=40, faces="even")
+    assert even[0][1].shape == (3, 2, 40, 40)
+
+
+def test_the_releases_own_trial_lists_read_as_they_are(vox_tree):
+    """data/vox/test_pairs.csv (leading slash) and veri_test.csv (no slash) of the MMCosine release."""
+    (vox_tree / "test_pairs.csv").write_text("1,/id00012/a1/00001.wav,/id00012/b2/00001.wav\n"
+                                             "0,/id00012/a1/00001.wav,/id00003/a1/00001.wav\n")
+    (vox_tree / "veri_test.csv").write_text("1,id00003/a1/00001.wav,id00003/b2/00001.wav\n")
+    trials, utterances = read_trials(vox_tree / "test_pairs.csv", vox_tree / "audio", vox_tree / "faces")
+    assert trials[1] == (0, "/id00012/a1/00001.wav", "/id00003/a1/00001.wav")
+    found = utterances["/id00003/a1/00001.wav"]
+    assert found.wav == vox_tree / "audio" / "id00003" / "a1" / "00001.wav"
+    assert found.frames == vox_tree / "faces" / "id00003" / "a1" / "00001"
+    trials, utterances = read_trials(vox_tree / "veri_test.csv", vox_tree / "audio", vox_tree / "faces")
+    assert utterances["id00003/b2/00001.wav"].wav == vox_tree / "audio" / "id00003" / "b2" / "00001.wav"
+    (vox_tree / "gone.csv").write_text("1,/id00012/a1/00001.wav,/id00077/zz/00009.wav\n")
+    with pytest.raises(DataError, match=r"1 utterance\(s\) listed in .*gone.csv .*id00077/zz/00009.wav"):
+        read_trials(vox_tree / "gone.csv", vox_tree / "audio", vox_tree / "faces")
 
 
 def test_crop_wraps_short_utterances():

@@ -23,12 +23,19 @@ def resolve_device(args, dist_device: Optional[torch.device] = None) -> torch.de
     return torch.device("cpu")
 
 
-def fill_model_flags(args, ckpt_config: Optional[dict], dataset_defaults: Optional[dict] = None) -> None:
-    """Flags left unset take the checkpoint's value, else the original code's default for this dataset."""
-    from_ckpt = {"fusion_method": "fusion", "mmcosine": "mmcosine", "scaling": "scaling"}
+def fill_model_flags(args, ckpt: Optional[dict], dataset_defaults: Optional[dict] = None) -> None:
+    """Model flags left unset take the checkpoint's value, else the original code's default for this
+    dataset. Fusion, head and scale come from the checkpoint's model_config, a dataset's own model
+    flags (e.g. the speaker encoder's) from the arguments it was trained with."""
+    from_config = {"fusion_method": "fusion", "mmcosine": "mmcosine", "scaling": "scaling"}
+    saved = ckpt.get("args", {}) if ckpt else {}
     for flag, default in {**MODEL_DEFAULTS, **(dataset_defaults or {})}.items():
-        if getattr(args, flag) is None:
-            setattr(args, flag, ckpt_config[from_ckpt[flag]] if ckpt_config else default)
+        if getattr(args, flag) is not None:
+            continue
+        if ckpt and flag in from_config:
+            setattr(args, flag, ckpt["model_config"][from_config[flag]])
+        else:
+            setattr(args, flag, saved.get(flag, default))
 
 
 def model_config(args, classes, modalities=("audio", "visual"), mid_fusion=None) -> dict:

@@ -46,6 +46,16 @@ def check_compatible(config: dict, ckpt_config: dict, path) -> None:
                             f"Drop the flag to use the checkpoint's value, or pick the matching checkpoint")
 
 
+def load_model_state(model: torch.nn.Module, state: dict, path) -> None:
+    """The checkpoint's weights into the model the flags built; a mismatch is one clear line."""
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        detail = " ".join(str(err).split())[:300]
+        raise DataError(f"checkpoint {path} does not fit the model these flags build ({detail}). Evaluate it with the "
+                        "model flags it was trained with, or use a checkpoint of this version") from None
+
+
 def load_encoder_weights(encoder: torch.nn.Module, path, prefix: str) -> str:
     """Load a pretrained encoder from a bare state dict or from one of our checkpoints
     (keys under `prefix`, e.g. 'audio_encoder.'). Returns a one-line report of what did not match."""

@@ -21,7 +21,7 @@ from . import distributed
 from .build import (build_model, build_optimizer, fill_model_flags, match_checkpoint_architecture, model_config,
                     prepare_model, resolve_device)
 from .caching import attach_caches
-from .checkpoint import check_compatible, load_checkpoint, load_encoder_weights, save_atomic
+from .checkpoint import check_compatible, load_checkpoint, load_encoder_weights, load_model_state, save_atomic
 from .datasets import Datasets  # noqa: F401  (entry scripts import it from here too)
 from .engine import evaluate, train_one_epoch
 from .logger import RunLogger
@@ -106,7 +106,7 @@ def evaluate_checkpoint(args, source: DataSource, dist_device=None) -> dict:
     if args.ckpt_path is None:
         raise DataError("nothing to do: pass --train to train, or --ckpt_path RUN/best.pt to evaluate a checkpoint")
     ckpt = load_checkpoint(args.ckpt_path)
-    fill_model_flags(args, ckpt["model_config"], source.model_defaults)
+    fill_model_flags(args, ckpt, source.model_defaults)
     data = source.build(args, False)
     attach_caches(data, args, source.name, not args.no_progress)
     classes = data.classes or ckpt["model_config"]["classes"]  # verification test sets carry no classes
@@ -114,7 +114,7 @@ def evaluate_checkpoint(args, source: DataSource, dist_device=None) -> dict:
     match_checkpoint_architecture(model, ckpt["model_config"])
     check_compatible(model_config(args, classes, model.modalities, model.mid_fusion_name), ckpt["model_config"],
                      args.ckpt_path)
-    model.load_state_dict(ckpt["model"])
+    load_model_state(model, ckpt["model"], args.ckpt_path)
     device = resolve_device(args, dist_device)
     model, _, eval_model = prepare_model(model, device, args.channels_last, args.compile, args.compile_mode)
     stats, features = source.test(args, model, eval_model, data.test, device, Precision(args.amp, device),
@@ -170,7 +170,7 @@ def prepare_run_dir(args, source: DataSource) -> Path:
 def train(args, source: DataSource, dist_device=None) -> dict:
     main = distributed.is_main_process()
     resume_state = load_checkpoint(Path(args.resume) / "last.pt") if args.resume else None
-    fill_model_flags(args, resume_state["model_config"] if resume_state else None, source.model_defaults)
+    fill_model_flags(args, resume_state, source.model_defaults)
     run_dir = prepare_run_dir(args, source)
     seed_everything(args.random_seed)
     data = source.build(args, True)
@@ -193,7 +193,7 @@ def train(args, source: DataSource, dist_device=None) -> dict:
             say(load_encoder_weights(encoder, path, prefix))
     if resume_state is not None:
         check_compatible(config, resume_state["model_config"], Path(args.resume) / "last.pt")
-        model.load_state_dict(resume_state["model"])
+        load_model_state(model, resume_state["model"], Path(args.resume) / "last.pt")
     model, train_model, eval_model = prepare_model(model, device, args.channels_last, args.compile, args.compile_mode)
     optimizer = build_optimizer(args, method.param_groups(model))
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, args.lr_decay_step, args.lr_decay_ratio)

@@ -127,6 +127,37 @@ def test_mslr_groups_carry_the_set_rates(model_and_batch):
     assert {id(p) for p in groups[0]["params"]} == {id(p) for p in model.audio_encoder.parameters()}
 
 
+def fake_unimodal_run(path, method, lr):
+    path.mkdir()
+    (path / "args.json").write_text(json.dumps({"method": method, "learning_rate": lr, "epochs": 3}))
+    return str(path)
+
+
+def test_mslr_keeps_the_rates_of_the_unimodal_runs(demo_root, tmp_path):
+    audio = fake_unimodal_run(tmp_path / "audio", "audio_only", 0.02)
+    visual = fake_unimodal_run(tmp_path / "visual", "visual_only", 0.005)
+    main_CD.main(["--train", "--data_root", str(demo_root), "--run_dir", str(tmp_path / "run"), "--epochs", "1",
+                  "--method", "mslr", "--mslr_unimodal_runs", audio, visual, *TINY_FLAGS])
+    row = json.loads((tmp_path / "run" / "metrics.jsonl").read_text())
+    assert (row["lr_audio_encoder"], row["lr_visual_encoder"], row["lr_fusion"]) == (0.02, 0.005, 0.01)
+
+
+@pytest.mark.parametrize("extra,message", [
+    ([], "--method mslr needs each encoder's learning rate, or it is joint training"),
+    (["--mslr_unimodal_runs", "VISUAL", "AUDIO"], "is a 'visual_only' run, not audio_only"),
+    (["--mslr_unimodal_runs", "AUDIO", "VISUAL", "--mslr_audio_scale", "2"], "either --mslr_unimodal_runs or"),
+])
+def test_mslr_never_silently_equals_joint_training(demo_root, tmp_path, capsys, extra, message):
+    runs = {"AUDIO": fake_unimodal_run(tmp_path / "a", "audio_only", 0.02),
+            "VISUAL": fake_unimodal_run(tmp_path / "v", "visual_only", 0.005)}
+    with pytest.raises(SystemExit) as exit_info:
+        main_CD.main(["--train", "--data_root", str(demo_root), "--run_dir", str(tmp_path / "run"), "--epochs", "1",
+                      "--method", "mslr", *[runs.get(x, x) for x in extra], *TINY_FLAGS])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(err) == 1 and message in err[0]
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
 def test_dynamic_mslr_scales_each_encoder_rate_by_its_recent_progress(model_and_batch):
     model = model_and_batch[0]
     method = build_method(method_args(method="mslr", mslr_strategy="dynamic", mslr_every=2, mslr_audio_scale=2.0))

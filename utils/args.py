@@ -101,8 +101,13 @@ def add_method_args(parser: argparse.ArgumentParser) -> None:
                    help="Greedy: imbalance tolerance on the conditional learning speed gap before re-balancing")
     g.add_argument("--greedy_window", type=int, default=5, help="Greedy: steps in one re-balancing window")
     g.add_argument("--greedy_starts", type=int, default=2, help="Greedy: first epoch (1-based) that may re-balance")
-    g.add_argument("--mslr_audio_scale", type=float, default=1.0, help="MSLR: audio encoder lr = learning_rate x this")
-    g.add_argument("--mslr_visual_scale", type=float, default=1.0, help="MSLR: visual encoder lr = learning_rate x this")
+    g.add_argument("--mslr_unimodal_runs", nargs=2, default=None, metavar=("AUDIO_RUN", "VISUAL_RUN"),
+                   help="MSLR: run directories of an audio_only and a visual_only run; each encoder trains at the "
+                        "learning rate of its uni-modal run (the paper's fixed strategy)")
+    g.add_argument("--mslr_audio_scale", type=float, default=None,
+                   help="MSLR: audio encoder lr = learning_rate x this (1 when only the other scale is given)")
+    g.add_argument("--mslr_visual_scale", type=float, default=None,
+                   help="MSLR: visual encoder lr = learning_rate x this (1 when only the other scale is given)")
     g.add_argument("--mslr_strategy", choices=["fixed", "dynamic"], default="fixed",
                    help="MSLR: fixed rates, or dynamic: every --mslr_every epochs each encoder's rate x (latest / "
                         "mean of the last --mslr_every held-out accuracies of its own head)")

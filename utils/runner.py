@@ -150,7 +150,8 @@ def default_run_dir(args, source: DataSource) -> Path:
     return Path("runs") / source.name / f"{method}{args.fusion_method}-{head}-seed{args.random_seed}-{stamp}"
 
 
-def prepare_run_dir(args, source: DataSource) -> Path:
+def resolve_run_dir(args, source: DataSource) -> Path:
+    """The run directory, checked but not made: a new run never reuses one that holds a run."""
     if args.resume is not None:
         return Path(args.resume)
     run_dir = Path(args.run_dir or args.ckpt_path or default_run_dir(args, source))
@@ -161,29 +162,33 @@ def prepare_run_dir(args, source: DataSource) -> Path:
     if (run_dir / "last.pt").exists():
         raise DataError(f"{run_dir} already holds a run (last.pt). Continue it with --resume {run_dir}, "
                         "or choose another --run_dir")
-    distributed.barrier()  # no process may see the directory made by another one below
+    return run_dir
+
+
+def write_run_start(run_dir: Path, args, data: Datasets) -> None:
+    """The run directory with the split files and args.json; called once every check has passed."""
+    distributed.barrier()  # every process has checked the directory before the main one writes to it
     if distributed.is_main_process():
         run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
+        for name, write in data.files.items():
+            write(run_dir / name)
+        (run_dir / "args.json").write_text(json.dumps(vars(args), indent=2, sort_keys=True) + "\n")
 
 
 def train(args, source: DataSource, dist_device=None) -> dict:
     main = distributed.is_main_process()
     resume_state = load_checkpoint(Path(args.resume) / "last.pt") if args.resume else None
     fill_model_flags(args, resume_state, source.model_defaults)
-    run_dir = prepare_run_dir(args, source)
+    method = build_method(args)  # checks the method's flags
+    run_dir = resolve_run_dir(args, source)
     seed_everything(args.random_seed)
     data = source.build(args, True)
     say(*data.notes)
     attach_caches(data, args, source.name, not args.no_progress)
-    if main:
-        for name, write in data.files.items():
-            write(run_dir / name)
-        (run_dir / "args.json").write_text(json.dumps(vars(args), indent=2, sort_keys=True) + "\n")
 
     device = resolve_device(args, dist_device)
+    seed_everything(args.random_seed)  # the initial weights depend on the seed alone, not on what ran before
     model = source.make_model(args, len(data.classes))
-    method = build_method(args)
     method.configure_model(model)
     data.train, holdout = method.split_train(data.train, args.random_seed, data.val)
     config = model_config(args, data.classes, model.modalities, model.mid_fusion_name)
@@ -194,6 +199,7 @@ def train(args, source: DataSource, dist_device=None) -> dict:
     if resume_state is not None:
         check_compatible(config, resume_state["model_config"], Path(args.resume) / "last.pt")
         load_model_state(model, resume_state["model"], Path(args.resume) / "last.pt")
+    write_run_start(run_dir, args, data)  # nothing in the run directory changes before this point
     model, train_model, eval_model = prepare_model(model, device, args.channels_last, args.compile, args.compile_mode)
     optimizer = build_optimizer(args, method.param_groups(model))
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, args.lr_decay_step, args.lr_decay_ratio)

@@ -21,7 +21,7 @@ from dataset.voxceleb import VoxUtterances, read_train_list, read_trial_lists
 from models import AVClassifier
 from models.speaker_encoders import BLOCK_ORDERS, POOLINGS, FaceEncoder, SpeakerEncoder
 from utils import trials
-from utils.args import add_shared_args, entry_parser
+from utils.args import add_shared_args, entry_parser, str2bool
 from utils.build import build_model as build_av_model
 from utils.cli import run_main
 from utils.runner import DataSource, Datasets, Selection, eval_loader_for, per_process_batch
@@ -56,7 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--speaker_block_order", choices=list(BLOCK_ORDERS), default=None,
                    help="order inside the speaker encoder's stem and blocks: conv_relu_bn (the release) or "
                         "conv_bn_relu (default conv_relu_bn, or the checkpoint's)")
-    g.add_argument("--max_per_speaker", type=int, default=500, help="utterances of one speaker used per epoch")
+    g.add_argument("--speaker_batches", type=str2bool, default=False, metavar="BOOL",
+                   help="batches of distinct speakers with at most --max_per_speaker utterances of one speaker an "
+                        "epoch; off: every utterance once an epoch in seeded random order (the release's shuffle)")
+    g.add_argument("--max_per_speaker", type=int, default=500,
+                   help="with --speaker_batches: utterances of one speaker used per epoch")
     add_shared_args(parser, "the released main_vox2.py", epochs=200, batch_size=256, lr_decay_step=70)
     return parser
 
@@ -83,10 +87,13 @@ def build_datasets(args, with_train: bool) -> Datasets:
 
 def build_model(args, n_classes: int) -> AVClassifier:
     speaker = SpeakerEncoder(n_mels=args.n_mels, pooling=args.speaker_pooling, block_order=args.speaker_block_order)
-    return build_av_model(args, n_classes, speaker, FaceEncoder())
+    return build_av_model(args, n_classes, speaker, FaceEncoder(bn_init=args.bn_init))
 
 
-def speaker_batches(args, train, num_replicas: int, rank: int) -> SpeakerBatchSampler:
+def speaker_batches(args, train, num_replicas: int, rank: int):
+    """SpeakerBatchSampler with --speaker_batches; None (the runner's seeded shuffle) otherwise."""
+    if not args.speaker_batches:
+        return None
     return SpeakerBatchSampler(train.labels, per_process_batch(args), args.max_per_speaker, args.random_seed,
                                num_replicas, rank)
 

@@ -1,5 +1,6 @@
 """The reader shared by the datasets whose clips are a wav file plus extracted frames
 (CREMA-D, SSW60): listing, missing-file checks, decoding, caching and transforms."""
+import copy
 from pathlib import Path
 from typing import List, Sequence, Tuple
 
@@ -53,6 +54,13 @@ class AVClipDataset(Dataset):
             if single.is_file():
                 return [single] * self.num_frames
         return []
+
+    def evaluation_view(self) -> "AVClipDataset":
+        """The same clips (and cache) with the test-time transform: held-out parts of train are
+        scored as a validation set is, without augmentation."""
+        view = copy.copy(self)
+        view.transform = self.transform.for_evaluation()
+        return view
 
     @property
     def labels(self) -> List[int]:

@@ -54,6 +54,9 @@ class ClipTransform:
     def __init__(self, train: bool, image_size: int):
         self.train, self.size = train, [image_size, image_size]
 
+    def for_evaluation(self) -> "ClipTransform":
+        return ClipTransform(False, self.size[0])
+
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
         if not self.train:
             return TF.resize(frames, self.size, antialias=True)

@@ -8,6 +8,7 @@ Trial list rows:  <0|1>,<utt1>,<utt2>      (VoxCeleb1-O style; an utterance U is
                                             read as they are)
 Speakers are numbered in sorted order of their ids; the class count is the number of speakers.
 """
+import copy
 import csv
 import re
 from pathlib import Path
@@ -118,6 +119,12 @@ class VoxUtterances(Dataset):
         self.train, self.n_samples, self.num_frames = train, int(round(seconds * sample_rate)), num_frames
         self.transform = frame_transform(train, image_size)
         self.sample_rate, self.crop, self.faces = sample_rate, crop, "even" if train else faces
+
+    def evaluation_view(self) -> "VoxUtterances":
+        """The same utterances read as at test time (fixed crop, no augmentation)."""
+        view = copy.copy(self)
+        view.train, view.transform = False, self.transform.for_evaluation()
+        return view
 
     def __len__(self):
         return len(self.utterances)

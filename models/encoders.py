@@ -13,12 +13,23 @@ FEATURE_DIM = 512
 ARCHS = {"resnet18": resnet18, "resnet34": resnet34}
 
 
-def _resnet_trunk(in_channels: int, arch: str = "resnet18") -> nn.Sequential:
-    """A torchvision ResNet without its global pool and fc, so each modality pools its own way."""
+BN_INITS = ("normal", "constant")
+
+
+def _resnet_trunk(in_channels: int, arch: str = "resnet18", bn_init: str = "normal") -> nn.Sequential:
+    """A torchvision ResNet without its global pool and fc, so each modality pools its own way.
+    bn_init "normal": BatchNorm weights drawn from N(1, 0.02), as the release's backbones
+    (models/backbone_audio.py, backbone_visual.py); "constant": torchvision's 1."""
+    if bn_init not in BN_INITS:
+        raise ValueError(f"bn_init must be one of {BN_INITS}")
     net = ARCHS[arch](weights=None)
     if in_channels != 3:
         net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
         nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
+    if bn_init == "normal":
+        for module in net.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                nn.init.normal_(module.weight, mean=1.0, std=0.02)
     return nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool,
                          net.layer1, net.layer2, net.layer3, net.layer4)
 
@@ -27,9 +38,9 @@ class AudioEncoder(nn.Module):
     """(B, 1, F, T) log-spectrogram -> (B, 512). fold / trunk / pool are separate so mid-level
     fusion (models/mmtm.py) can run the trunk stage by stage."""
 
-    def __init__(self):
+    def __init__(self, bn_init: str = "normal"):
         super().__init__()
-        self.trunk = _resnet_trunk(in_channels=1)
+        self.trunk = _resnet_trunk(in_channels=1, bn_init=bn_init)
 
     def fold(self, spec: torch.Tensor) -> torch.Tensor:
         return spec
@@ -44,9 +55,9 @@ class AudioEncoder(nn.Module):
 class VisualEncoder(nn.Module):
     """(B, 3, T, H, W) frames -> (B, 512): T folded into the batch, then pooled over T, H', W'."""
 
-    def __init__(self, arch: str = "resnet18"):
+    def __init__(self, arch: str = "resnet18", bn_init: str = "normal"):
         super().__init__()
-        self.trunk = _resnet_trunk(in_channels=3, arch=arch)
+        self.trunk = _resnet_trunk(in_channels=3, arch=arch, bn_init=bn_init)
 
     def fold(self, frames: torch.Tensor) -> torch.Tensor:
         b, c, t, h, w = frames.shape

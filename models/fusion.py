@@ -30,6 +30,9 @@ class SumFusion(nn.Module):
     def classifier_biases(self):
         return self.fc_a.bias, self.fc_v.bias
 
+    def classifier_grads(self):
+        return self.fc_a.weight.grad, self.fc_v.weight.grad
+
     def classifier_layer_biases(self):
         return [self.fc_a.bias, self.fc_v.bias]
 
@@ -48,6 +51,11 @@ class _ConcatHead(nn.Module):
     def classifier_weights(self):
         w = self.fc_out.weight
         return w[:, : self.feat_dim], w[:, self.feat_dim:]
+
+    def classifier_grads(self):
+        """The gradients of classifier_weights(), or (None, None) before a backward pass."""
+        g = self.fc_out.weight.grad
+        return (None, None) if g is None else (g[:, : self.feat_dim], g[:, self.feat_dim:])
 
     def classifier_biases(self):
         b = self.fc_out.bias

@@ -95,6 +95,9 @@ class SpeakerEncoder(nn.Module):
         channels = filters[-1] * (n_mels // 8)
         self.pool = AttentivePool(channels, with_std=pooling == "asp")
         self.fc = nn.Linear((2 if pooling == "asp" else 1) * channels, FEATURE_DIM)
+        for module in self.modules():  # the release's initialisation (BatchNorm keeps weight 1, bias 0)
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
     def features(self, wave: torch.Tensor) -> torch.Tensor:
         """(B, N) -> normalised log-mel (B, 1, n_mels, frames); kept in float32 under autocast."""
@@ -110,5 +113,5 @@ class SpeakerEncoder(nn.Module):
 class FaceEncoder(VisualEncoder):
     """ResNet34 on face crops: (B, 3, T, H, W) -> (B, 512), T folded into the batch and pooled."""
 
-    def __init__(self):
-        super().__init__(arch="resnet34")
+    def __init__(self, bn_init: str = "normal"):
+        super().__init__(arch="resnet34", bn_init=bn_init)

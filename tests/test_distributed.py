@@ -47,7 +47,9 @@ def test_torchrun_run_matches_single_process(tmp_path, demo_root):
         assert b["test_count"] == 6 and b["train_count"] == 18  # exact sets, no padded duplicates
         for key, value in a.items():
             if isinstance(value, float) and not key.endswith("seconds"):
-                assert b[key] == pytest.approx(value, rel=1e-3, abs=1e-5), key
+                # Mean ground-truth logits are means of s * cos (s = 10) that can sit near 0, where float32
+                # SyncBN sums leave ~1e-4 absolute: their tolerance is relative to the scale, 5e-5 of s.
+                assert b[key] == pytest.approx(value, rel=1e-3, abs=5e-4 if "gt_logit" in key else 1e-5), key
     # One set of outputs: one events file, one line per epoch, one progress line per epoch.
     assert len(list((tmp_path / "two" / "tensorboard").iterdir())) == 1
     assert proc.stdout.count("epoch 2/2") == 1

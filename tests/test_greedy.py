@@ -18,7 +18,8 @@ from utils.methods import build_method
 
 
 def greedy_args(**kw):
-    return SimpleNamespace(**{"method": "greedy", "greedy_epsilon": 0.01, "greedy_window": 3, "greedy_starts": 2, **kw})
+    return SimpleNamespace(**{"method": "greedy", "greedy_epsilon": 0.01, "greedy_window": 3, "greedy_starts": 2,
+                              "greedy_loss": "fused", "greedy_main_with_head": False, **kw})
 
 
 @pytest.fixture
@@ -95,6 +96,25 @@ def test_speed_gap_and_rebalancing_schedule(greedy_model):
     for _ in range(3):
         calm.before_step(model, None, labels, epoch=5)
     assert model.mid_fusion.cut is None and not calm.rebalancing
+
+
+def test_nyukat_options_count_the_head_in_the_main_path_and_sum_branch_losses(greedy_model):
+    model, audio, visual, labels = greedy_model
+    model.train()
+    out = model(audio, visual)
+    method = build_method(greedy_args(greedy_loss="branches", greedy_main_with_head=True))
+    loss = method.loss(out, labels, 1)
+    assert loss.item() == pytest.approx((F.cross_entropy(out.logits_a, labels) + F.cross_entropy(out.logits_v, labels)).item())
+    loss.backward()
+    w, g = model.fusion.fc_out.weight, model.fusion.fc_out.weight.grad
+    bypass = model.mid_fusion.parameter_groups()
+    encoders = {"audio": list(model.audio_encoder.parameters()), "visual": list(model.visual_encoder.parameters())}
+    heads = {"audio": (w[:, :512], g[:, :512]), "visual": (w[:, 512:], g[:, 512:])}
+    main = {m: (sum((p.grad ** 2).sum().item() for p in ps) + (heads[m][1] ** 2).sum().item())
+            / (sum((p ** 2).sum().item() for p in ps) + (heads[m][0] ** 2).sum().item()) for m, ps in encoders.items()}
+    bdr = {m: math.log10(relative_speed_direct(bypass[m]) / main[m]) for m in main}
+    log = method.before_step(model, None, labels, epoch=1)
+    assert log["greedy_speed_gap"] == pytest.approx(bdr["audio"] - bdr["visual"], rel=1e-4)
 
 
 def test_greedy_trains_evaluates_and_probes_end_to_end(demo_root, tmp_path, capsys):

@@ -135,11 +135,13 @@ def test_uni_modal_and_balancing_methods_run_on_voxceleb(vox_root, tmp_path):
     main_Vox.main(["--train", *data_flags(vox_root), "--method", "audio_only", "--fusion_method", "concat",
                    "--run_dir", str(tmp_path / "a"), "--epochs", "1", *TINY])
     main_Vox.main(["--train", *data_flags(vox_root), "--method", "ogm_ge", "--run_dir", str(tmp_path / "ogm"),
-                   "--epochs", "1", *TINY])
+                   "--epochs", "1", "--speaker_batches", "True", "--max_per_speaker", "2", *TINY])
     audio_only, ogm = rows(tmp_path / "a")[0], rows(tmp_path / "ogm")[0]
     # Concat fusion: the uni-modal model's visual head sees zero features, so every trial scores alike, EER 50 %.
     assert audio_only["test_vox2_test_eer_v"] == 50.0 and audio_only["test_vox1_o_eer_v"] == 50.0
     assert 0 < ogm["train_coeff_a"] <= 1 and 0 < ogm["train_coeff_v"] <= 1
+    # Plain shuffling (the release) sees all 24 utterances; speaker batches at most 2 of each of the 6 speakers.
+    assert audio_only["train_count"] == 24 and 0 < ogm["train_count"] <= 12
 
 
 @pytest.mark.parametrize("edit,message", [

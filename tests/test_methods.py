@@ -270,6 +270,16 @@ def test_gblending_holds_out_part_of_the_train_split():
     assert GBlending(method_args(gb_holdout=0.2)).split_train(ds, seed=3)[1].indices == held.indices
 
 
+def test_held_out_clips_are_scored_without_augmentation(demo_root):
+    from utils.methods.gblending import GBlending
+    data = main_CD.build_datasets(main_CD.build_parser().parse_args(["--data_root", str(demo_root), *TINY_FLAGS]), True)
+    train, held = GBlending(method_args(method="gblending", gb_holdout=0.2)).split_train(data.train, seed=0)
+    assert train.dataset.transform.train and not held.dataset.transform.train
+    index = held.indices[0]
+    assert torch.equal(held[(0, 1)][1], held[(0, 2)][1])  # the same frames whatever the augmentation seed
+    assert torch.equal(held[0][0], data.train[index][0])  # the same clip
+
+
 def test_gblending_loss_is_the_weighted_sum_of_head_losses(model_and_batch):
     from utils.methods.gblending import GBlending
     model, audio, visual, labels = model_and_batch

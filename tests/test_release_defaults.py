@@ -53,3 +53,18 @@ def test_main_vox_defaults_are_main_vox2s():
             "args": {"n_mels": 64, "speaker_pooling": "asp", "speaker_block_order": "conv_bn_relu"}}
     fill_model_flags(args, ckpt, main_Vox.SOURCE.model_defaults)
     assert (args.fusion_method, args.scaling, args.n_mels, args.speaker_pooling) == ("gated", 5.0, 64, "asp")
+
+
+def test_batchnorm_weights_start_as_the_releases_backbones():
+    import torch
+    from models import AudioEncoder, VisualEncoder
+    torch.manual_seed(0)
+    for encoder in (AudioEncoder(), VisualEncoder()):
+        weights = torch.cat([m.weight.detach() for m in encoder.modules() if isinstance(m, torch.nn.BatchNorm2d)])
+        assert abs(weights.mean().item() - 1) < 0.005 and abs(weights.std().item() - 0.02) < 0.003  # N(1, 0.02)
+        assert all(m.bias.abs().max() == 0 for m in encoder.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    constant = AudioEncoder(bn_init="constant")
+    assert all(torch.equal(m.weight, torch.ones_like(m.weight))
+               for m in constant.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    args = main_CD.build_parser().parse_args([])
+    assert (args.bn_init, args.cudnn_deterministic) == ("normal", False)

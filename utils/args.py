@@ -4,6 +4,7 @@ from typing import Sequence, Set
 
 from dataset.errors import DataError
 from models import FUSIONS
+from models.encoders import BN_INITS
 
 from .methods import METHODS
 
@@ -74,6 +75,9 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                    help="use the MMCosine head: per-modality scaled cosine logits (default False, or the checkpoint's)")
     g.add_argument("--scaling", type=float, default=None,
                    help="MMCosine scale s (paper default 10)")
+    g.add_argument("--bn_init", choices=list(BN_INITS), default="normal",
+                   help="initial BatchNorm weights of the ResNet encoders: normal = N(1, 0.02) as the release's "
+                        "backbones, constant = 1 (torchvision)")
     g.add_argument("--audio_pretrain", default=None, help="audio encoder weights to start from (.pt)")
     g.add_argument("--visual_pretrain", default=None, help="visual encoder weights to start from (.pt)")
 
@@ -101,6 +105,12 @@ def add_method_args(parser: argparse.ArgumentParser) -> None:
                    help="Greedy: imbalance tolerance on the conditional learning speed gap before re-balancing")
     g.add_argument("--greedy_window", type=int, default=5, help="Greedy: steps in one re-balancing window")
     g.add_argument("--greedy_starts", type=int, default=2, help="Greedy: first epoch (1-based) that may re-balance")
+    g.add_argument("--greedy_loss", choices=["fused", "branches"], default="fused",
+                   help="Greedy: cross-entropy of the fused logits (as the other methods, and BalanceBenchmark) or the "
+                        "sum of each branch's cross-entropy (nyukat's code)")
+    g.add_argument("--greedy_main_with_head", type=str2bool, default=False, metavar="BOOL",
+                   help="Greedy: count each modality's classifier weights in its main path's learning speed (nyukat's "
+                        "code) instead of the encoder alone")
     g.add_argument("--mslr_unimodal_runs", nargs=2, default=None, metavar=("AUDIO_RUN", "VISUAL_RUN"),
                    help="MSLR: run directories of an audio_only and a visual_only run; each encoder trains at the "
                         "learning rate of its uni-modal run (the paper's fixed strategy)")
@@ -158,6 +168,8 @@ def add_speed_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("speed (all off by default; CPU stays exact with them off)")
     g.add_argument("--amp", choices=["off", "bf16", "fp16"], default="off",
                    help="mixed precision autocast (fp16 adds a gradient scaler)")
+    g.add_argument("--cudnn_deterministic", type=str2bool, default=False, metavar="BOOL",
+                   help="deterministic cuDNN as the release (bit-identical GPU reruns; slower); off: cudnn.benchmark")
     g.add_argument("--channels_last", type=str2bool, default=False, metavar="BOOL",
                    help="NHWC memory layout for the convolutions (faster with AMP on recent GPUs)")
     g.add_argument("--compile", type=str2bool, default=False, metavar="BOOL", help="torch.compile the model")

@@ -5,7 +5,7 @@ from typing import Optional
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from models import AVClassifier
+from models import AVClassifier, AudioEncoder, VisualEncoder
 
 from . import distributed
 
@@ -55,8 +55,10 @@ def match_checkpoint_architecture(model, ckpt_config: dict) -> None:
 
 def build_model(args, n_classes: int, audio_encoder=None, visual_encoder=None) -> AVClassifier:
     """The flags' fusion and head over the given encoders (default: the ResNet18 pair)."""
+    bn_init = getattr(args, "bn_init", "normal")
     return AVClassifier(n_classes, fusion=args.fusion_method, mmcosine=args.mmcosine, scaling=args.scaling,
-                        audio_encoder=audio_encoder, visual_encoder=visual_encoder)
+                        audio_encoder=audio_encoder if audio_encoder is not None else AudioEncoder(bn_init=bn_init),
+                        visual_encoder=visual_encoder if visual_encoder is not None else VisualEncoder(bn_init=bn_init))
 
 
 def build_optimizer(args, param_groups):
@@ -68,7 +70,7 @@ def build_optimizer(args, param_groups):
 
 
 def prepare_model(model, device: torch.device, channels_last: bool, compile_model: bool,
-                  compile_mode: str = "default"):
+                  compile_mode: str = "default", deterministic: bool = False):
     """Returns (raw, train_model, eval_model): raw holds the weights (checkpoints, metrics);
     train_model is DDP-wrapped when distributed; eval_model never is, since processes
     evaluate uneven shards and DDP's per-forward buffer broadcast would wait forever."""
@@ -78,7 +80,10 @@ def prepare_model(model, device: torch.device, channels_last: bool, compile_mode
     if channels_last:
         model.to(memory_format=torch.channels_last)
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick the fastest kernels
+        # Fixed input shapes: let cuDNN pick the fastest kernels, unless asked for the release's
+        # deterministic cuDNN (bit-identical reruns, slower).
+        torch.backends.cudnn.benchmark = not deterministic
+        torch.backends.cudnn.deterministic = deterministic
     train_model = model
     if distributed.is_distributed():
         train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)

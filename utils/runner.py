@@ -80,7 +80,7 @@ class DataSource:
     name: str                                       # short dataset name, used for default run dirs
     build: Callable[[object, bool], Datasets]       # (args, with_train) -> Datasets
     make_model: Callable = build_model              # (args, n_classes) -> AVClassifier
-    # (args, train dataset, num_replicas, rank) -> a batch sampler with set_epoch; None: seeded shuffling
+    # (args, train dataset, num_replicas, rank) -> a batch sampler with set_epoch, or None: seeded shuffling
     train_batches: Optional[Callable] = None
     # (args, raw model, eval model, test or validation set, device, precision, show progress) -> (stats, features or None)
     test: Callable = classification_test
@@ -116,7 +116,8 @@ def evaluate_checkpoint(args, source: DataSource, dist_device=None) -> dict:
                      args.ckpt_path)
     load_model_state(model, ckpt["model"], args.ckpt_path)
     device = resolve_device(args, dist_device)
-    model, _, eval_model = prepare_model(model, device, args.channels_last, args.compile, args.compile_mode)
+    model, _, eval_model = prepare_model(model, device, args.channels_last, args.compile, args.compile_mode,
+                                         args.cudnn_deterministic)
     stats, features = source.test(args, model, eval_model, data.test, device, Precision(args.amp, device),
                                   not args.no_progress and distributed.is_main_process())
     say(source.describe_test(f"{args.ckpt_path} (epoch {ckpt['epoch']}) test", stats))
@@ -200,7 +201,8 @@ def train(args, source: DataSource, dist_device=None) -> dict:
         check_compatible(config, resume_state["model_config"], Path(args.resume) / "last.pt")
         load_model_state(model, resume_state["model"], Path(args.resume) / "last.pt")
     write_run_start(run_dir, args, data)  # nothing in the run directory changes before this point
-    model, train_model, eval_model = prepare_model(model, device, args.channels_last, args.compile, args.compile_mode)
+    model, train_model, eval_model = prepare_model(model, device, args.channels_last, args.compile, args.compile_mode,
+                                                   args.cudnn_deterministic)
     optimizer = build_optimizer(args, method.param_groups(model))
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, args.lr_decay_step, args.lr_decay_ratio)
     precision = Precision(args.amp, device)
@@ -214,13 +216,15 @@ def train(args, source: DataSource, dist_device=None) -> dict:
         start_epoch, best = resume_state["epoch"] + 1, resume_state["best"]
         say(f"resuming {run_dir} at epoch {start_epoch}")
 
-    if source.train_batches is None:
+    batches = source.train_batches(args, data.train, distributed.world_size(), distributed.rank()) \
+        if source.train_batches is not None else None
+    if batches is None:
         train_sampler = SeededSampler(data.train, args.random_seed, shuffle=True,
                                       num_replicas=distributed.world_size(), rank=distributed.rank())
         train_loader = make_loader(data.train, per_process_batch(args), train_sampler, args.num_workers,
                                    device.type == "cuda", train=True)
     else:
-        train_sampler = source.train_batches(args, data.train, distributed.world_size(), distributed.rank())
+        train_sampler = batches
         train_loader = make_batch_loader(data.train, train_sampler, args.num_workers, device.type == "cuda")
     method.measure = lambda dataset: evaluate(eval_model, eval_loader_for(args, dataset, device), device, precision,
                                               False, args.channels_last)[0]

@@ -12,7 +12,7 @@ G_k <= 0, gets weight 0; if none did, the weights stay). Until the second measur
 import torch.nn.functional as F
 
 from .base import Method
-from .holdout import KeyedSubset, shuffled_split
+from .holdout import KeyedSubset, held_out, shuffled_split
 
 HEADS = ("", "_a", "_v")  # fused, audio, visual: suffixes of the logged losses
 
@@ -42,11 +42,11 @@ class GBlending(Method):
         train split; the overfitting estimate compares it with as many training clips. Fixed by the seed."""
         if val is not None:
             self.holdout = val
-            self.train_probe = KeyedSubset(train, sorted(shuffled_split(len(train), len(val) / len(train), seed)[0]))
+            self.train_probe = held_out(train, sorted(shuffled_split(len(train), len(val) / len(train), seed)[0]))
             return train, val
         held, rest = shuffled_split(len(train), self.args.gb_holdout, seed)
-        self.holdout = KeyedSubset(train, sorted(held))
-        self.train_probe = KeyedSubset(train, sorted(rest[:len(held)]))
+        self.holdout = held_out(train, sorted(held))
+        self.train_probe = held_out(train, sorted(rest[:len(held)]))
         return KeyedSubset(train, sorted(rest)), self.holdout
 
     def start_epoch(self, epoch, model, optimizer):

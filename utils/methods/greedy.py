@@ -16,6 +16,7 @@ froze the gates during evaluation while a re-balancing window was open.
 import math
 
 import torch
+import torch.nn.functional as F
 from torch.nn.utils import get_total_norm
 
 from dataset.errors import DataError
@@ -25,12 +26,12 @@ from .base import Method
 MODALITIES = ("audio", "visual")
 
 
-def relative_speed(params) -> torch.Tensor:
-    """sum ||grad||^2 / sum ||weight||^2 over the parameters (a missing gradient counts as zero), as a
-    0-d tensor on the parameters' device, so a step needs one host sync for all groups."""
-    grads = [p.grad.detach() for p in params if p.grad is not None]
-    grad_sq = get_total_norm(grads).float() ** 2 if grads else torch.zeros((), device=params[0].device)
-    return grad_sq / (get_total_norm([p.detach() for p in params]).float() ** 2).clamp(min=1e-30)
+def relative_speed(weights, grads) -> torch.Tensor:
+    """sum ||grad||^2 / sum ||weight||^2 over the tensors (a missing gradient counts as zero), as a
+    0-d tensor on the weights' device, so a step needs one host sync for all groups."""
+    grads = [g.detach() for g in grads if g is not None]
+    grad_sq = get_total_norm(grads).float() ** 2 if grads else torch.zeros((), device=weights[0].device)
+    return grad_sq / (get_total_norm([w.detach() for w in weights]).float() ** 2).clamp(min=1e-30)
 
 
 class Greedy(Method):
@@ -50,11 +51,16 @@ class Greedy(Method):
 
     def _update_speed_gap(self, model) -> float:
         bypass = model.mid_fusion.parameter_groups()
+        heads = dict(zip(MODALITIES, zip(model.fusion.classifier_weights(), model.fusion.classifier_grads())))
         groups = {}
         for m in MODALITIES:
-            encoder = model.audio_encoder if m == "audio" else model.visual_encoder
-            groups[f"main_{m}"], groups[f"bypass_{m}"] = list(encoder.parameters()), bypass[m]
-        speeds = dict(zip(groups, torch.stack([relative_speed(g) for g in groups.values()]).tolist()))
+            encoder = list((model.audio_encoder if m == "audio" else model.visual_encoder).parameters())
+            weights, grads = encoder, [p.grad for p in encoder]
+            if self.args.greedy_main_with_head:  # as nyukat: a branch's own classifier is part of its main path
+                weights, grads = weights + [heads[m][0]], grads + [heads[m][1]]
+            groups[f"main_{m}"] = (weights, grads)
+            groups[f"bypass_{m}"] = (bypass[m], [p.grad for p in bypass[m]])
+        speeds = dict(zip(groups, torch.stack([relative_speed(*g) for g in groups.values()]).tolist()))
         if all(math.isfinite(v) for v in speeds.values()):  # fp16 overflow: the scaler skips this step too
             for key, value in speeds.items():
                 self.speed_sums[key] += value
@@ -62,6 +68,11 @@ class Greedy(Method):
                for m in MODALITIES}
         self.speed_gap = bdr["audio"] - bdr["visual"]
         return self.speed_gap
+
+    def loss(self, out, labels, epoch):
+        if self.args.greedy_loss == "branches":  # nyukat: each branch's cross-entropy, summed
+            return F.cross_entropy(out.logits_a.float(), labels) + F.cross_entropy(out.logits_v.float(), labels)
+        return super().loss(out, labels, epoch)
 
     def before_step(self, model, out, labels, epoch):
         used = {f"greedy_rebalancing_{m}": float(model.mid_fusion.cut == m) for m in MODALITIES}

@@ -25,6 +25,11 @@ class KeyedSubset(Dataset):
         return self.dataset[self.indices[key]]
 
 
+def held_out(train, indices) -> KeyedSubset:
+    """Clips of the train split scored as validation clips are: without augmentation."""
+    return KeyedSubset(train.evaluation_view() if hasattr(train, "evaluation_view") else train, indices)
+
+
 def shuffled_split(n_items: int, fraction: float, seed: int) -> Tuple[List[int], List[int]]:
     """(held-out indices, the rest in shuffled order): round(fraction * n) items, at least one."""
     order = list(range(n_items))

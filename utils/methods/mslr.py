@@ -21,7 +21,7 @@ from pathlib import Path
 from dataset.errors import DataError
 
 from .base import Method, encoder_params
-from .holdout import KeyedSubset, shuffled_split
+from .holdout import KeyedSubset, held_out, shuffled_split
 
 MODALITIES = (("audio", "_a"), ("visual", "_v"))
 
@@ -76,7 +76,7 @@ class MSLR(Method):
             self.holdout = val
             return train, val
         held, rest = shuffled_split(len(train), self.args.mslr_holdout, seed)
-        self.holdout = KeyedSubset(train, sorted(held))
+        self.holdout = held_out(train, sorted(held))
         return KeyedSubset(train, sorted(rest)), self.holdout
 
     def param_groups(self, model):

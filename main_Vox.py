@@ -109,7 +109,7 @@ def verification_test(args, model, eval_model, trial_set, device, precision, sho
 
 SOURCE = DataSource(name="voxceleb", build=build_datasets, make_model=build_model, train_batches=speaker_batches,
                     test=verification_test, describe_test=trials.describe,
-                    selection=Selection("eer", higher_is_better=False),
+                    selection=lambda args: Selection("eer", higher_is_better=False),
                     # the release's main_vox2.py and models/vox/ResNetSE34V2_audio.py
                     model_defaults={"fusion_method": "film", "n_mels": 40, "speaker_pooling": "sap",
                                     "speaker_block_order": "conv_relu_bn"})

@@ -66,3 +66,17 @@ def test_a_new_run_never_overwrites_an_old_one(trained_run, demo_root, capsys):
                       *TINY_FLAGS])
     assert exit_info.value.code == 2
     assert "--resume" in capsys.readouterr().err
+
+
+def test_both_fused_accuracies_are_logged_and_either_can_pick_best(trained_run, demo_root, tmp_path):
+    rows = read_metrics(trained_run)
+    for row in rows:  # MMCosine: the trained cosine sum and the release's plain fc_out output
+        assert 0 <= row["test_acc_linear"] <= 100 and 0 <= row["train_acc_linear"] <= 100
+    run = tmp_path / "linear"
+    main_CD.main(["--train", "--data_root", str(demo_root), "--run_dir", str(run), "--epochs", "2", "--mmcosine", "True",
+                  "--best_metric", "acc_linear", *TINY_FLAGS])
+    rows = read_metrics(run)
+    chosen = max(rows, key=lambda r: r["test_acc_linear"])
+    assert rows[-1]["best_epoch"] == chosen["epoch"] and rows[-1]["best_acc_linear"] == chosen["test_acc_linear"]
+    stats = main_CD.main(["--ckpt_path", str(run / "best.pt"), "--data_root", str(demo_root), *TINY_FLAGS])
+    assert stats["acc_linear"] == pytest.approx(chosen["test_acc_linear"])

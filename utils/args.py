@@ -47,6 +47,14 @@ def add_clip_args(group, num_frames: int, audio_seconds: float, audio_help: str)
     group.add_argument("--audio_seconds", type=float, default=audio_seconds, help=audio_help)
     group.add_argument("--skip_missing", type=str2bool, default=False, metavar="BOOL",
                        help="skip listed clips whose wav or frames are missing (and say how many) instead of stopping")
+    add_classification_args(group)
+
+
+def add_classification_args(group) -> None:
+    """Flags of the labelled-test-split datasets (CREMA-D, SSW60)."""
+    group.add_argument("--best_metric", choices=["acc", "acc_linear"], default="acc",
+                       help="what picks best.pt: acc (the fused prediction the model trains: the cosine sum under "
+                            "MMCosine) or acc_linear (the fusion layer's plain output, as the released main_CD.py)")
 
 
 def clip_options(args) -> dict:

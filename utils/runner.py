@@ -85,7 +85,8 @@ class DataSource:
     # (args, raw model, eval model, test or validation set, device, precision, show progress) -> (stats, features or None)
     test: Callable = classification_test
     describe_test: Callable[[str, dict], str] = format_stats
-    selection: Selection = field(default_factory=Selection)
+    # args -> which statistic picks best.pt (classification: --best_metric, acc by default)
+    selection: Callable[[object], Selection] = lambda args: Selection(getattr(args, "best_metric", "acc"))
     model_defaults: Dict = field(default_factory=dict)   # flag -> default where this dataset's paper differs
 
 
@@ -206,7 +207,7 @@ def train(args, source: DataSource, dist_device=None) -> dict:
     optimizer = build_optimizer(args, method.param_groups(model))
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, args.lr_decay_step, args.lr_decay_ratio)
     precision = Precision(args.amp, device)
-    selection = source.selection
+    selection = source.selection(args)
     start_epoch, best = 1, {selection.key: None, "epoch": 0}
     if resume_state is not None:
         optimizer.load_state_dict(resume_state["optimizer"])

@@ -24,6 +24,7 @@ from utils import trials
 from utils.args import add_shared_args, entry_parser, str2bool
 from utils.build import build_model as build_av_model
 from utils.cli import run_main
+from utils.flag_types import IMAGE_SIDE, MEL_BANDS, POSITIVE_INT, SECONDS
 from utils.runner import DataSource, Datasets, Selection, eval_loader_for, per_process_batch
 from utils.sampling import SpeakerBatchSampler
 
@@ -37,18 +38,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rows <0|1>,<utt1>,<utt2> (or the official space-separated lists); the first picks best.pt")
     g.add_argument("--audio_root", default="data/VoxCeleb/wav", help="the lists' wav paths are relative to this")
     g.add_argument("--visual_root", default="data/VoxCeleb/faces", help="the lists' face-crop folders are relative to this")
-    g.add_argument("--audio_seconds", type=float, default=2.015,
+    g.add_argument("--audio_seconds", type=SECONDS, default=2.015,
                    help="training crop of each waveform, at a random position (the release's 200 frames: 32,240 samples)")
-    g.add_argument("--eval_seconds", type=float, default=4.015,
+    g.add_argument("--eval_seconds", type=SECONDS, default=4.015,
                    help="waveform scored at test time (the release's 400 frames: 64,240 samples)")
     g.add_argument("--eval_crop", choices=["start", "centre"], default="start",
                    help="where the test crop starts: start (the release's test loaders) or centre")
-    g.add_argument("--num_frames", type=int, default=2, help="face crops per training utterance, spread evenly")
+    g.add_argument("--num_frames", type=POSITIVE_INT, default=2, help="face crops per training utterance, spread evenly")
     g.add_argument("--eval_faces", choices=["release", "even"], default="release",
                    help="face crops of a test utterance: release = the third one alone (0000002.png, as main_vox2.py); "
                         "even = --num_frames spread evenly")
-    g.add_argument("--image_size", type=int, default=224, help="face crop side fed to the ResNet34")
-    g.add_argument("--n_mels", type=int, default=None,
+    g.add_argument("--image_size", type=IMAGE_SIDE, default=224, help="face crop side fed to the ResNet34")
+    g.add_argument("--n_mels", type=MEL_BANDS, default=None,
                    help="mel bands of the speaker encoder's front end (default 40 as the release, or the checkpoint's)")
     g.add_argument("--speaker_pooling", choices=list(POOLINGS), default=None,
                    help="speaker encoder pooling: sap (self-attentive, the release) or asp (attentive statistics) "
@@ -59,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--speaker_batches", type=str2bool, default=False, metavar="BOOL",
                    help="batches of distinct speakers with at most --max_per_speaker utterances of one speaker an "
                         "epoch; off: every utterance once an epoch in seeded random order (the release's shuffle)")
-    g.add_argument("--max_per_speaker", type=int, default=500,
+    g.add_argument("--max_per_speaker", type=POSITIVE_INT, default=500,
                    help="with --speaker_batches: utterances of one speaker used per epoch")
     add_shared_args(parser, "the released main_vox2.py", epochs=200, batch_size=256, lr_decay_step=70)
     return parser

@@ -1,12 +1,20 @@
 """Argparse pieces every entry script shares. Dataset-specific flags live in the main_*.py files."""
 import argparse
+import sys
 from typing import Sequence, Set
+
+import torch
 
 from dataset.errors import DataError
 from models import FUSIONS
 from models.encoders import BN_INITS
 
+from .flag_types import (BATCH, FRACTION, IMAGE_SIDE, NONNEGATIVE, NONNEGATIVE_INT, POSITIVE, POSITIVE_INT, SECONDS,
+                         Bounded)
 from .methods import METHODS
+
+MOMENTUM = Bounded(float, low=0, high=1, high_open=True)
+DECAY = Bounded(float, low=0, high=1, low_open=True)
 
 TRUE_WORDS = {"true", "t", "1", "yes", "y", "on"}
 FALSE_WORDS = {"false", "f", "0", "no", "n", "off"}
@@ -35,16 +43,50 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return f"{text} (default: %(default)s)" if text else "(default: %(default)s)"
 
 
+class EntryParser(argparse.ArgumentParser):
+    """Bad flags are one `error:` line (flag, value, expected range) and exit status 2, without the usage dump."""
+
+    def error(self, message):
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def entry_parser(doc: str) -> argparse.ArgumentParser:
     """The parser every main_*.py starts from: its docstring as the description, defaults shown."""
-    return argparse.ArgumentParser(description=doc, formatter_class=HelpFormatter)
+    return EntryParser(description=doc, formatter_class=HelpFormatter)
+
+
+def check_flags(args) -> None:
+    """Checks that involve more than one flag, or the machine, made right after parsing."""
+    if args.modulation_ends < args.modulation_starts:
+        raise DataError(f"--modulation_ends {args.modulation_ends} is before --modulation_starts "
+                        f"{args.modulation_starts}: OGM would never modulate. Give an end >= the start")
+    check_device(args.device, args.gpu_ids)
+
+
+def check_device(device: str, gpu_ids) -> None:
+    """--device / --gpu_ids name a device this machine has."""
+    if device != "auto":
+        try:
+            parsed = torch.device(device)
+        except RuntimeError:
+            raise DataError(f"--device {device}: not a device. Use auto, cpu, cuda or cuda:N") from None
+        if parsed.type == "cuda" and not torch.cuda.is_available():
+            raise DataError(f"--device {device}: no CUDA GPU is visible on this machine. Use --device cpu (or auto)")
+        if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise DataError(f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s), "
+                            f"numbered from 0")
+    if gpu_ids is not None:
+        first = str(gpu_ids).split(",")[0].strip()
+        if not first.isdigit():
+            raise DataError(f"--gpu_ids {gpu_ids}: expected GPU numbers such as 0 or 0,1")
 
 
 def add_clip_args(group, num_frames: int, audio_seconds: float, audio_help: str) -> None:
     """Flags of every wav + frames dataset (CREMA-D, SSW60), with the dataset's defaults."""
-    group.add_argument("--num_frames", type=int, default=num_frames, help="frames per clip, spread evenly over the clip")
-    group.add_argument("--image_size", type=int, default=224, help="frame side after crop/resize")
-    group.add_argument("--audio_seconds", type=float, default=audio_seconds, help=audio_help)
+    group.add_argument("--num_frames", type=POSITIVE_INT, default=num_frames, help="frames per clip, spread evenly over the clip")
+    group.add_argument("--image_size", type=IMAGE_SIDE, default=224, help="frame side after crop/resize")
+    group.add_argument("--audio_seconds", type=SECONDS, default=audio_seconds, help=audio_help)
     group.add_argument("--skip_missing", type=str2bool, default=False, metavar="BOOL",
                        help="skip listed clips whose wav or frames are missing (and say how many) instead of stopping")
     add_classification_args(group)
@@ -81,7 +123,7 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                    help="how the two 512-d features are fused (default concat, or the checkpoint's)")
     g.add_argument("--mmcosine", type=str2bool, default=None, metavar="BOOL",
                    help="use the MMCosine head: per-modality scaled cosine logits (default False, or the checkpoint's)")
-    g.add_argument("--scaling", type=float, default=None,
+    g.add_argument("--scaling", type=POSITIVE, default=None,
                    help="MMCosine scale s (paper default 10)")
     g.add_argument("--bn_init", choices=list(BN_INITS), default="normal",
                    help="initial BatchNorm weights of the ResNet encoders: normal = N(1, 0.02) as the release's "
@@ -98,21 +140,21 @@ def add_method_args(parser: argparse.ArgumentParser) -> None:
                         "steps; mslr: per-encoder learning rates")
     g.add_argument("--modality", choices=["audio", "visual"], default=None,
                    help="shorthand for --method audio_only / visual_only: a uni-modal model, e.g. to pretrain an encoder")
-    g.add_argument("--alpha", type=float, default=0.8, help="OGM modulation strength (0.8: OGM-GE's README for CREMA-D)")
-    g.add_argument("--modulation_starts", type=int, default=0,
+    g.add_argument("--alpha", type=NONNEGATIVE, default=0.8, help="OGM modulation strength (0.8: OGM-GE's README for CREMA-D)")
+    g.add_argument("--modulation_starts", type=NONNEGATIVE_INT, default=0,
                    help="first epoch OGM modulates, 0-based as in OGM-GE's main.py (0 = our epoch 1)")
-    g.add_argument("--modulation_ends", type=int, default=50,
+    g.add_argument("--modulation_ends", type=NONNEGATIVE_INT, default=50,
                    help="last epoch OGM modulates, 0-based and included as in OGM-GE's main.py (50 = our epoch 51)")
     g.add_argument("--ogm_coefficient", choices=["paper", "shifted"], default="paper",
                    help="dominant modality's coefficient: paper = 1 - tanh(alpha * relu(rho)) (Eq. 10, the authors' code); "
                         "shifted = 1 - tanh(alpha * relu(rho - 1)) (this project's earlier variant)")
-    g.add_argument("--gb_holdout", type=float, default=0.1,
+    g.add_argument("--gb_holdout", type=FRACTION, default=0.1,
                    help="G-Blending: fraction of the train split held out to measure generalisation")
-    g.add_argument("--gb_every", type=int, default=5, help="G-Blending: re-estimate the loss weights every N epochs")
-    g.add_argument("--greedy_epsilon", type=float, default=0.01,
+    g.add_argument("--gb_every", type=POSITIVE_INT, default=5, help="G-Blending: re-estimate the loss weights every N epochs")
+    g.add_argument("--greedy_epsilon", type=NONNEGATIVE, default=0.01,
                    help="Greedy: imbalance tolerance on the conditional learning speed gap before re-balancing")
-    g.add_argument("--greedy_window", type=int, default=5, help="Greedy: steps in one re-balancing window")
-    g.add_argument("--greedy_starts", type=int, default=2, help="Greedy: first epoch (1-based) that may re-balance")
+    g.add_argument("--greedy_window", type=POSITIVE_INT, default=5, help="Greedy: steps in one re-balancing window")
+    g.add_argument("--greedy_starts", type=POSITIVE_INT, default=2, help="Greedy: first epoch (1-based) that may re-balance")
     g.add_argument("--greedy_loss", choices=["fused", "branches"], default="fused",
                    help="Greedy: cross-entropy of the fused logits (as the other methods, and BalanceBenchmark) or the "
                         "sum of each branch's cross-entropy (nyukat's code)")
@@ -122,15 +164,15 @@ def add_method_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--mslr_unimodal_runs", nargs=2, default=None, metavar=("AUDIO_RUN", "VISUAL_RUN"),
                    help="MSLR: run directories of an audio_only and a visual_only run; each encoder trains at the "
                         "learning rate of its uni-modal run (the paper's fixed strategy)")
-    g.add_argument("--mslr_audio_scale", type=float, default=None,
+    g.add_argument("--mslr_audio_scale", type=POSITIVE, default=None,
                    help="MSLR: audio encoder lr = learning_rate x this (1 when only the other scale is given)")
-    g.add_argument("--mslr_visual_scale", type=float, default=None,
+    g.add_argument("--mslr_visual_scale", type=POSITIVE, default=None,
                    help="MSLR: visual encoder lr = learning_rate x this (1 when only the other scale is given)")
     g.add_argument("--mslr_strategy", choices=["fixed", "dynamic"], default="fixed",
                    help="MSLR: fixed rates, or dynamic: every --mslr_every epochs each encoder's rate x (latest / "
                         "mean of the last --mslr_every held-out accuracies of its own head)")
-    g.add_argument("--mslr_every", type=int, default=5, help="MSLR dynamic: adjust every N epochs, over N measurements")
-    g.add_argument("--mslr_holdout", type=float, default=0.1,
+    g.add_argument("--mslr_every", type=POSITIVE_INT, default=5, help="MSLR dynamic: adjust every N epochs, over N measurements")
+    g.add_argument("--mslr_holdout", type=FRACTION, default=0.1,
                    help="MSLR dynamic: fraction of the train split held out to measure each modality")
 
 
@@ -138,20 +180,20 @@ def add_training_args(parser: argparse.ArgumentParser, recipe: str, epochs: int,
                       lr_decay_step: int) -> None:
     g = parser.add_argument_group(f"training (defaults: {recipe})")
     g.add_argument("--train", action="store_true", help="train; without it, evaluate --ckpt_path once")
-    g.add_argument("--epochs", type=int, default=epochs, help="training epochs")
-    g.add_argument("--batch_size", type=int, default=batch_size, help="global batch (all processes together)")
+    g.add_argument("--epochs", type=POSITIVE_INT, default=epochs, help="training epochs")
+    g.add_argument("--batch_size", type=BATCH, default=batch_size, help="global batch (all processes together)")
     g.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd", help="SGD with momentum, or Adam")
-    g.add_argument("--learning_rate", type=float, default=1e-3, help="initial learning rate")
-    g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
-    g.add_argument("--weight_decay", type=float, default=1e-4, help="L2 weight decay of the optimizer")
-    g.add_argument("--lr_decay_step", type=int, default=lr_decay_step, help="StepLR period in epochs")
-    g.add_argument("--lr_decay_ratio", type=float, default=0.1, help="StepLR factor")
+    g.add_argument("--learning_rate", type=POSITIVE, default=1e-3, help="initial learning rate")
+    g.add_argument("--momentum", type=MOMENTUM, default=0.9, help="SGD momentum")
+    g.add_argument("--weight_decay", type=NONNEGATIVE, default=1e-4, help="L2 weight decay of the optimizer")
+    g.add_argument("--lr_decay_step", type=POSITIVE_INT, default=lr_decay_step, help="StepLR period in epochs")
+    g.add_argument("--lr_decay_ratio", type=DECAY, default=0.1, help="StepLR factor")
     g.add_argument("--val_split", default=None, metavar="FRACTION|CSV",
                    help="hold a validation set out of the train split (a fraction, stratified and fixed by the seed, or "
                         "a csv of its clips) and choose best.pt on it; without it best.pt is the best test epoch, the "
                         "papers' protocol")
-    g.add_argument("--random_seed", type=int, default=0, help="seeds the model, shuffling and augmentation")
-    g.add_argument("--num_workers", type=int, default=0, help="DataLoader worker processes")
+    g.add_argument("--random_seed", type=NONNEGATIVE_INT, default=0, help="seeds the model, shuffling and augmentation")
+    g.add_argument("--num_workers", type=NONNEGATIVE_INT, default=0, help="DataLoader worker processes")
 
 
 def add_run_args(parser: argparse.ArgumentParser) -> None:
@@ -185,7 +227,7 @@ def add_speed_args(parser: argparse.ArgumentParser) -> None:
                    help="torch.compile mode; reduce-overhead adds CUDA graphs (fastest at batch 64 on an H100)")
     g.add_argument("--cache_dir", default=None,
                    help="decode every clip once into memory-mapped files here and train from them")
-    g.add_argument("--cache_frame_size", type=int, default=256,
+    g.add_argument("--cache_frame_size", type=IMAGE_SIDE, default=256,
                    help="frames whose short side is larger are downscaled once to this for the cache")
 
 

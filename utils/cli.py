@@ -7,7 +7,7 @@ from pathlib import Path
 from dataset.errors import DataError, first_line_of
 
 from . import distributed
-from .args import apply_modality_shorthand, explicit_flags
+from .args import apply_modality_shorthand, check_flags, explicit_flags
 from .runner import evaluate_checkpoint, train
 
 
@@ -16,6 +16,7 @@ def parse(parser, argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     apply_modality_shorthand(args)
+    check_flags(args)
     if args.resume is None:
         return args
     saved_path = Path(args.resume) / "args.json"

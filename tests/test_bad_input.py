@@ -128,3 +128,24 @@ def test_script_exit_code_and_single_line_from_the_shell(tmp_path):
                           cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("error: data root not found")
+
+
+def test_a_reordered_class_list_is_refused_for_evaluation_and_resume(tree, tmp_path, capsys):
+    main_CD.main(train_flags(tree, tmp_path))
+    (tree / "stat.csv").write_text("HAP\nNEU\nSAD\nFEA\nDIS\nANG\n")  # same names, two swapped
+    err = run_cd(["--ckpt_path", str(tmp_path / "run" / "best.pt"), "--data_root", str(tree), *TINY_FLAGS], capsys)
+    assert "in this order" in err and "position 0" in err
+    before = (tmp_path / "run" / "args.json").read_bytes()
+    err = run_cd(["--resume", str(tmp_path / "run"), "--epochs", "2"], capsys)
+    assert "in this order" in err and (tmp_path / "run" / "args.json").read_bytes() == before
+
+
+def test_a_refused_resume_leaves_the_run_as_it_was(tree, tmp_path, capsys):
+    main_CD.main(train_flags(tree, tmp_path))
+    run = tmp_path / "run"
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    err = run_cd(["--resume", str(run), "--fusion_method", "gated", "--epochs", "2"], capsys)
+    assert "fusion='concat'" in err
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before  # args.json untouched
+    main_CD.main(["--resume", str(run), "--epochs", "2", "--no_progress"])  # and a plain resume still works
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2

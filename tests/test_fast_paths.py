@@ -71,6 +71,12 @@ def test_training_from_the_cache_and_evaluating_with_and_without_it(tmp_path, de
                   "--run_dir", str(run), "--cache_dir", str(cache)])
     assert len([p for p in cache.iterdir() if (p / "meta.json").is_file()]) == 2  # train and test splits
     logged = json.loads((run / "metrics.jsonl").read_text())
+    # The same run again, now reusing the cache: building it must not have changed anything.
+    main_CD.main(["--train", "--data_root", str(demo_root), "--epochs", "1", "--mmcosine", "True", *TINY_FLAGS,
+                  "--run_dir", str(tmp_path / "again"), "--cache_dir", str(cache)])
+    again = json.loads((tmp_path / "again" / "metrics.jsonl").read_text())
+    for key in ("train_loss", "train_acc", "test_loss", "test_acc", "weight_norm_a"):
+        assert again[key] == logged[key], key
     evaluate = ["--ckpt_path", str(run / "best.pt"), "--data_root", str(demo_root), *TINY_FLAGS]
     from_cache = main_CD.main([*evaluate, "--cache_dir", str(cache)])
     decoded = main_CD.main(evaluate)

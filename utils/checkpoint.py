@@ -39,11 +39,18 @@ def load_checkpoint(path) -> dict:
 
 
 def check_compatible(config: dict, ckpt_config: dict, path) -> None:
-    """A checkpoint must match the model the flags ask for: same fusion, head and class count."""
+    """A checkpoint must match the model the flags ask for: same fusion, head, and the same classes in
+    the same order (output row k must mean the same class)."""
     for key, flag in (("fusion", "--fusion_method"), ("mmcosine", "--mmcosine"), ("n_classes", "the class list")):
         if config[key] != ckpt_config[key]:
             raise DataError(f"checkpoint {path} has {key}={ckpt_config[key]!r} but {flag} gives {config[key]!r}. "
                             f"Drop the flag to use the checkpoint's value, or pick the matching checkpoint")
+    trained, given = ckpt_config.get("classes"), config.get("classes")
+    if trained and given and list(trained) != list(given):
+        where = next(i for i, (a, b) in enumerate(zip(trained, given)) if a != b)
+        raise DataError(f"checkpoint {path} was trained with the classes {list(trained)} in this order, but the class "
+                        f"list gives {list(given)} (first difference at position {where}). Use the class list it was "
+                        "trained with (--class_csv), in its order")
 
 
 def load_model_state(model: torch.nn.Module, state: dict, path) -> None:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from dataset.errors import DataError, first_line_of  # noqa: E402
+from utils.args import restore_settings  # noqa: E402
 from utils.build import build_model, match_checkpoint_architecture, resolve_device  # noqa: E402
 from utils.checkpoint import load_checkpoint  # noqa: E402
 from utils.engine import to_device  # noqa: E402
@@ -62,10 +63,9 @@ def probe(ckpt_path, modality, data_root=None, epochs=300, lr=1e-2, batch_size=6
                         "show how well each encoder learned")
     entry = importlib.import_module(ENTRY_SCRIPTS[dataset])
     args = entry.build_parser().parse_args([])
-    vars(args).update(ckpt["args"])
-    args.device, args.gpu_ids, args.cache_dir = device, None, None
-    if data_root is not None:
-        args.data_root = data_root
+    args.device, args.data_root = device, data_root
+    # The run's own input and model settings, as evaluation restores them; --data_root may be typed.
+    restore_settings(args, ckpt["args"], {"data_root"} if data_root is not None else set())
     data = entry.SOURCE.build(args, True)
     data.train.transform = data.test.transform  # features without augmentation
     model = build_model(args, len(data.classes))

@@ -80,3 +80,17 @@ def test_both_fused_accuracies_are_logged_and_either_can_pick_best(trained_run, 
     assert rows[-1]["best_epoch"] == chosen["epoch"] and rows[-1]["best_acc_linear"] == chosen["test_acc_linear"]
     stats = main_CD.main(["--ckpt_path", str(run / "best.pt"), "--data_root", str(demo_root), *TINY_FLAGS])
     assert stats["acc_linear"] == pytest.approx(chosen["test_acc_linear"])
+
+
+def test_evaluation_takes_every_input_setting_from_the_checkpoint(trained_run, demo_root, capsys):
+    """The run used 32-pixel frames and 0.5 s of audio; evaluating with none of those flags typed must
+    give the logged numbers, and a typed value that differs is said."""
+    rows = read_metrics(trained_run)
+    best = max(rows, key=lambda r: r["test_acc"])
+    stats = main_CD.main(["--ckpt_path", str(trained_run / "best.pt"), "--no_progress"])  # data root too
+    assert stats["acc"] == pytest.approx(best["test_acc"]) and stats["loss"] == pytest.approx(best["test_loss"], rel=1e-5)
+    assert "differs" not in capsys.readouterr().out
+    main_CD.main(["--ckpt_path", str(trained_run / "best.pt"), "--data_root", str(demo_root), "--image_size", "48",
+                  "--no_progress"])
+    out = capsys.readouterr().out
+    assert "note: --image_size 48 differs from the run's own 32" in out and out.count("note:") == 1

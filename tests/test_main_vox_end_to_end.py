@@ -81,6 +81,9 @@ def test_evaluating_best_reproduces_logged_numbers(vox_run, vox_root, capsys):
     for key in ("vox2_test_eer", "vox1_o_eer", "vox1_o_min_dcf", "vox1_o_eer_a", "vox2_test_eer_v"):
         assert stats[key] == pytest.approx(logged[epoch][f"test_{key}"])
     assert "vox1_o EER" in capsys.readouterr().out
+    # Nothing but the checkpoint: lists, roots, crop lengths and frame size come from the run.
+    alone = main_Vox.main(["--ckpt_path", str(vox_run / "best.pt"), "--no_progress"])
+    assert alone["vox1_o_eer"] == pytest.approx(logged[epoch]["test_vox1_o_eer"])
 
 
 def test_embeddings_and_scores_match_a_direct_computation(vox_run, vox_root):

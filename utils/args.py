@@ -242,6 +242,27 @@ def apply_modality_shorthand(args) -> None:
     args.method = wanted
 
 
+# Flags about where and how this invocation runs, not about the data or the model: evaluating a
+# checkpoint takes them from the command line (or their defaults), never from the checkpoint.
+RUNTIME_FLAGS = frozenset({"train", "ckpt_path", "resume", "run_dir", "device", "gpu_ids", "no_progress", "num_workers",
+                           "batch_size", "save_features", "cache_dir", "cache_frame_size", "compile", "compile_mode",
+                           "channels_last", "use_tensorboard", "tensorboard_path", "cudnn_deterministic"})
+
+
+def restore_settings(args, saved: dict, typed: Set[str], keep=RUNTIME_FLAGS) -> list:
+    """Every setting of the run that made a checkpoint (its args) that the user did not type, except
+    those in `keep`. Returns one line per typed setting that differs from the training value."""
+    notes = []
+    for key, value in saved.items():
+        if key in keep:
+            continue
+        if key not in typed:
+            setattr(args, key, value)
+        elif getattr(args, key, value) != value:
+            notes.append(f"note: --{key} {getattr(args, key)} differs from the run's own {value}")
+    return notes
+
+
 def explicit_flags(parser: argparse.ArgumentParser, argv: Sequence[str]) -> Set[str]:
     """Names of the options the user actually typed (so resume/eval only override those)."""
     shadow = argparse.ArgumentParser(add_help=False)

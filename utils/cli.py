@@ -1,13 +1,14 @@
 """Command-line glue shared by the main_*.py scripts: parsing (with resume), and turning
 bad input into one clear line and a non-zero exit instead of a traceback."""
 import json
+import os
 import sys
 from pathlib import Path
 
 from dataset.errors import DataError, first_line_of
 
 from . import distributed
-from .args import apply_modality_shorthand, check_flags, explicit_flags
+from .args import apply_modality_shorthand, check_flags, explicit_flags, restore_settings
 from .runner import evaluate_checkpoint, train
 
 
@@ -23,9 +24,10 @@ def parse(parser, argv=None):
     if not saved_path.is_file() or not (Path(args.resume) / "last.pt").is_file():
         raise DataError(f"--resume {args.resume}: no args.json + last.pt there. Give the run directory of an earlier run")
     typed = explicit_flags(parser, argv)
-    for key, value in json.loads(saved_path.read_text()).items():
-        if key not in typed and key != "resume":
-            setattr(args, key, value)
+    saved = json.loads(saved_path.read_text())
+    for line in restore_settings(args, saved, typed, keep={"resume", "train"}):
+        if int(os.environ.get("RANK", "0")) == 0:  # before the process group exists: torchrun's rank
+            print(line, flush=True)
     args.train = True
     return args
 
@@ -33,10 +35,12 @@ def parse(parser, argv=None):
 def run_main(parser, source, argv=None):
     """Parse, then train or evaluate. Returns the result dict; exits 2 on bad input, 3 on a diverged run."""
     try:
+        argv = sys.argv[1:] if argv is None else list(argv)
         args = parse(parser, argv)
         dist_device = distributed.init_from_env(args.device)
-        run = train if args.train else evaluate_checkpoint
-        return run(args, source, dist_device)
+        if args.train:
+            return train(args, source, dist_device)
+        return evaluate_checkpoint(args, source, dist_device, explicit_flags(parser, argv))
     except DataError as err:
         _fail(first_line_of(err), 2)
     except FloatingPointError as err:

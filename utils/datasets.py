@@ -41,7 +41,7 @@ def labelled_clip_datasets(args, classes: Sequence[str], train: Samples, test: S
     --val_split (a fraction or a csv relative to `base`) moves validation clips out of train."""
     val = None
     notes = [f"split: {source}, {len(train)} train / {len(test)} test clips (kept in the run directory)"]
-    if args.val_split is not None:
+    if args.val_split is not None and with_train:  # evaluating a checkpoint needs the test split only
         train, val, note = hold_out_validation(train, test, args.val_split, args.random_seed, classes, base)
         notes.append(note)
     data = Datasets(classes=list(classes), test=make(test, False, f"test split ({source})"), notes=notes)

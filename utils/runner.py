@@ -18,6 +18,7 @@ import torch
 from dataset.errors import DataError
 
 from . import distributed
+from .args import restore_settings
 from .build import (build_model, build_optimizer, fill_model_flags, match_checkpoint_architecture, model_config,
                     prepare_model, resolve_device)
 from .caching import attach_caches
@@ -103,10 +104,13 @@ def eval_loader_for(args, dataset, device):
     return make_loader(dataset, per_process_batch(args), shard, args.num_workers, device.type == "cuda")
 
 
-def evaluate_checkpoint(args, source: DataSource, dist_device=None) -> dict:
+def evaluate_checkpoint(args, source: DataSource, dist_device=None, typed=frozenset()) -> dict:
+    """Evaluate --ckpt_path on the test split. Every setting of the run that made it (input shapes,
+    model flags, data) comes from the checkpoint unless typed (`typed`: the flags the user typed)."""
     if args.ckpt_path is None:
         raise DataError("nothing to do: pass --train to train, or --ckpt_path RUN/best.pt to evaluate a checkpoint")
     ckpt = load_checkpoint(args.ckpt_path)
+    say(*restore_settings(args, ckpt.get("args", {}), typed))
     fill_model_flags(args, ckpt, source.model_defaults)
     data = source.build(args, False)
     attach_caches(data, args, source.name, not args.no_progress)

@@ -55,6 +55,10 @@ class AVClipDataset(Dataset):
                 return [single] * self.num_frames
         return []
 
+    def readable_files(self) -> List[Path]:
+        """Every file this split reads (for the header check before training)."""
+        return [wav for _, _, wav, _ in self.items] + [f for _, _, _, frames in self.items for f in frames]
+
     def evaluation_view(self) -> "AVClipDataset":
         """The same clips (and cache) with the test-time transform: held-out parts of train are
         scored as a validation set is, without augmentation."""

@@ -120,6 +120,16 @@ class VoxUtterances(Dataset):
         self.transform = frame_transform(train, image_size)
         self.sample_rate, self.crop, self.faces = sample_rate, crop, "even" if train else faces
 
+    def readable_files(self) -> List[Path]:
+        """Every wav and every face crop this set reads (the face folders are listed to find them)."""
+        files = []
+        for utt in self.utterances:
+            frames = list_frames(utt.frames) if utt.frames.is_dir() else []
+            if not frames:
+                raise DataError(f"no frames in {utt.frames}. Re-extract the faces of this utterance")
+            files += [utt.wav] + [frames[i] for i in pick_faces(len(frames), self.num_frames, self.faces)]
+        return files
+
     def evaluation_view(self) -> "VoxUtterances":
         """The same utterances read as at test time (fixed crop, no augmentation)."""
         view = copy.copy(self)
@@ -172,6 +182,9 @@ class TrialSet(Dataset):
 
     def __getitem__(self, key):
         return self.utterances[key]
+
+    def readable_files(self) -> List[Path]:
+        return self.utterances.readable_files()
 
     def pairs(self, name: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(labels, rows of the first utterances, rows of the second) of one list."""

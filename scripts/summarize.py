@@ -56,13 +56,23 @@ def fail(message: str):
     raise SystemExit(2)
 
 
-def find_runs(paths):
-    """Run directories (args.json + metrics.jsonl) given directly or anywhere below the paths."""
+def find_failed(paths):
+    """Sweep points that failed (scripts/sweep.sh leaves a FAILED file): {run dir: what it said}."""
+    found = {}
+    for path in map(Path, paths):
+        for marker in ([path / "FAILED"] if (path / "FAILED").is_file() else sorted(path.rglob("FAILED"))):
+            found[marker.parent] = (marker.read_text().splitlines() or ["failed"])[0]
+    return found
+
+
+def find_runs(paths, failed=()):
+    """Run directories (args.json + metrics.jsonl) given directly or anywhere below the paths, but
+    not the failed ones (their partial numbers would read as results)."""
     runs = []
     for path in map(Path, paths):
         candidates = [path] if (path / "args.json").is_file() else sorted(p.parent for p in path.rglob("args.json"))
-        runs += [c for c in candidates if (c / "metrics.jsonl").is_file()]
-    if not runs:
+        runs += [c for c in candidates if (c / "metrics.jsonl").is_file() and c not in failed]
+    if not runs and not failed:
         fail(f"no run directories (args.json + metrics.jsonl) under {', '.join(map(str, paths))}")
     return runs
 
@@ -158,7 +168,8 @@ def main(argv=None):
     parser.add_argument("--csv", default=None, help="per-run CSV (default: summary.csv in the first path)")
     parser.add_argument("--plot", default=None, help="accuracy-vs-scaling PNG (default: scaling.png in the first path)")
     args = parser.parse_args(argv)
-    runs = [summarize_run(d, args.metric) for d in find_runs(args.paths)]
+    failed = find_failed(args.paths)
+    runs = [summarize_run(d, args.metric) for d in find_runs(args.paths, failed)]
     first = Path(args.paths[0]) if Path(args.paths[0]).is_dir() else Path(".")
     csv_path = Path(args.csv or first / "summary.csv")
     with open(csv_path, "w", newline="") as fh:
@@ -172,6 +183,9 @@ def main(argv=None):
     if "accuracy" in kinds:
         print("audio / visual accuracy and best epoch: at best.pt's epoch (the best validation epoch when the run "
               "has a --val_split validation set, else the best test epoch)")
+    if failed:
+        print(f"failed points, not in the table ({len(failed)}; rerun the sweep with --retry_failed to try again):")
+        print("\n".join(f"- {run}: {reason}" for run, reason in failed.items()))
     print(f"per-run CSV: {csv_path}")
     for kind in kinds:
         plot_path = Path(args.plot or first / "scaling.png")

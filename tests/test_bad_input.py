@@ -149,3 +149,14 @@ def test_a_refused_resume_leaves_the_run_as_it_was(tree, tmp_path, capsys):
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before  # args.json untouched
     main_CD.main(["--resume", str(run), "--epochs", "2", "--no_progress"])  # and a plain resume still works
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_every_corrupt_or_empty_file_is_named_before_training(tree, tmp_path, capsys):
+    train_clip = first_train_clip(tree)
+    test_clip = (tree / "test.csv").read_text().splitlines()[-1].split(",")[0]
+    (tree / "AudioWAV" / f"{train_clip}.wav").write_bytes(b"")                 # empty wav, train split
+    frame = sorted((tree / "Image-01-FPS" / test_clip).iterdir())[1]           # the middle frame is the one read
+    frame.write_bytes(b"\xff\xd8 truncated")                                   # corrupt jpg, test split
+    err = run_cd(train_flags(tree, tmp_path), capsys)
+    assert "2 unreadable file(s)" in err and f"{train_clip}.wav" in err and str(frame) in err
+    assert not (tmp_path / "run").exists()  # found before anything was written, let alone trained

@@ -86,6 +86,23 @@ def test_sweep_script_runs_the_grid_and_resumes(tmp_path, demo_root):
     assert all(r["epochs"] == 1 for r in rows)
 
 
+def test_a_diverging_point_is_recorded_and_the_sweep_goes_on(tmp_path, demo_root, capsys):
+    cmd = ["bash", "scripts/sweep.sh", "--out", str(tmp_path / "sweep"), "--scalings", "1e30 10", "--",
+           "--data_root", str(demo_root), "--epochs", "1", *TINY_FLAGS]
+    first = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    diverged, fine = tmp_path / "sweep" / "concat-joint-mmcosineTrue-s1e30-seed0", \
+        tmp_path / "sweep" / "concat-joint-mmcosineTrue-s10-seed0"
+    assert first.returncode == 1 and "1 point(s) of the grid failed" in first.stderr
+    assert (diverged / "FAILED").read_text().startswith("exit 3: error: non-finite loss")
+    assert (fine / "last.pt").is_file()  # the next point ran
+    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 1 and "failed before (exit 3" in again.stdout and "skipped" in again.stdout
+    assert ": resuming (" in again.stdout
+    runs = summarize.main([str(tmp_path / "sweep")])
+    out = capsys.readouterr().out
+    assert len(runs) == 1 and "failed points, not in the table (1;" in out and str(diverged) in out
+
+
 def test_sweep_rejects_unknown_options():
     proc = subprocess.run(["bash", "scripts/sweep.sh", "--scaling", "5"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 2 and "unknown option --scaling" in proc.stderr

@@ -209,6 +209,9 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--gpu_ids", default=None,
                    help="with --device auto: the GPU to use, e.g. '0' (several GPUs: launch with torchrun)")
     g.add_argument("--no_progress", action="store_true", help="no progress bars (logs only)")
+    g.add_argument("--check_files", type=str2bool, default=True, metavar="BOOL",
+                   help="read the header of every listed wav and image (in parallel) before training or evaluation, so "
+                        "a corrupt file stops the run at once, named with all the others")
     g.add_argument("--save_features", type=str2bool, default=False, metavar="BOOL",
                    help="write test-set features and logits at evaluation (features_last.pt / features_best.pt, "
                         "or features_<checkpoint>.pt beside an evaluated checkpoint)")
@@ -246,7 +249,8 @@ def apply_modality_shorthand(args) -> None:
 # checkpoint takes them from the command line (or their defaults), never from the checkpoint.
 RUNTIME_FLAGS = frozenset({"train", "ckpt_path", "resume", "run_dir", "device", "gpu_ids", "no_progress", "num_workers",
                            "batch_size", "save_features", "cache_dir", "cache_frame_size", "compile", "compile_mode",
-                           "channels_last", "use_tensorboard", "tensorboard_path", "cudnn_deterministic"})
+                           "channels_last", "use_tensorboard", "tensorboard_path", "cudnn_deterministic",
+                           "check_files"})
 
 
 def restore_settings(args, saved: dict, typed: Set[str], keep=RUNTIME_FLAGS) -> list:

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple
 
+from dataset.file_check import check_files
 from dataset.splits import write_split
 from dataset.validation import hold_out_validation
 
@@ -26,6 +27,12 @@ class Datasets:
             if split is not None and getattr(split, "n_skipped", 0):
                 self.notes.append(f"--skip_missing: skipped {split.n_skipped} {name} clip(s) without wav or frames")
         return self
+
+    def check_readable(self) -> None:
+        """Read the header of every file the splits list (in parallel); one error names every bad one."""
+        splits = [d for d in (self.train, self.val, self.test) if d is not None and hasattr(d, "readable_files")]
+        if splits:
+            check_files([f for d in splits for f in d.readable_files()], "the listed clips")
 
     def keep_lists(self, classes: Sequence[str], **lists: Optional[Samples]) -> None:
         """Keep each given list as <name>.csv (rows <clip>,<label>) in the run directory."""

@@ -113,6 +113,8 @@ def evaluate_checkpoint(args, source: DataSource, dist_device=None, typed=frozen
     say(*restore_settings(args, ckpt.get("args", {}), typed))
     fill_model_flags(args, ckpt, source.model_defaults)
     data = source.build(args, False)
+    if args.check_files:
+        data.check_readable()
     attach_caches(data, args, source.name, not args.no_progress)
     classes = data.classes or ckpt["model_config"]["classes"]  # verification test sets carry no classes
     model = source.make_model(args, len(classes))
@@ -190,6 +192,8 @@ def train(args, source: DataSource, dist_device=None) -> dict:
     seed_everything(args.random_seed)
     data = source.build(args, True)
     say(*data.notes)
+    if args.check_files:
+        data.check_readable()
     attach_caches(data, args, source.name, not args.no_progress)
 
     device = resolve_device(args, dist_device)

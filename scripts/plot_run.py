@@ -12,7 +12,6 @@ angles.png        feature-to-class-centre and feature-to-class-weight angles (me
 <run>_embedding.png   2-D PCA of each modality's test features, coloured by class
 """
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -23,16 +22,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from utils.logger import read_metrics  # noqa: E402
 from utils.metrics import angles_to_class_centres  # noqa: E402  (the angles the logs report)
 
 MODALITIES = (("_a", "audio"), ("_v", "visual"))
 
 
-def read_metrics(run_dir: Path):
+def run_metrics(run_dir: Path):
     path = run_dir / "metrics.jsonl"
     if not path.is_file():
         raise SystemExit(f"error: {path} not found. Give run directories written by a main_*.py --train run")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_metrics(path)
 
 
 def per_modality_figure(runs, title, keys, ylabel, out: Path, std_keys=None):
@@ -100,7 +100,7 @@ def plot_runs(run_dirs, out_dir=None):
     run_dirs = [Path(d) for d in run_dirs]
     out_dir = Path(out_dir) if out_dir else run_dirs[0] / "plots"
     out_dir.mkdir(parents=True, exist_ok=True)
-    runs = [(d.name, read_metrics(d)) for d in run_dirs]
+    runs = [(d.name, run_metrics(d)) for d in run_dirs]
     written = [
         per_modality_figure(runs, "test accuracy (%)", [("test_acc", "fused"), ("test_acc_a", "audio"),
                                                        ("test_acc_v", "visual")], "accuracy (%)", out_dir / "accuracy.png"),

@@ -28,6 +28,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from utils.logger import read_metrics  # noqa: E402
+
 
 class Kind(NamedTuple):
     """How runs of one kind pick their best epoch and what the table shows."""
@@ -81,7 +84,9 @@ def summarize_run(run_dir: Path, metric: str = "acc") -> dict:
     """One run's numbers. `value` is the test number at best.pt's epoch: the best validation epoch
     when the run has a validation set, else the best test epoch."""
     args = json.loads((run_dir / "args.json").read_text())
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    rows = read_metrics(run_dir / "metrics.jsonl")
+    if not rows:
+        fail(f"{run_dir}/metrics.jsonl holds no finished epoch. Let the run finish one, or leave it out")
     kind, stat = ("verification", "eer") if "test_eer" in rows[0] else ("accuracy", metric)
     rule = VERIFICATION if kind == "verification" else accuracy_kind(metric)
     if f"test_{stat}" not in rows[0]:

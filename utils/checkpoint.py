@@ -28,7 +28,12 @@ def _read(path, what: str, hint: str) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise DataError(f"cannot read {what} {path}: {str(err).splitlines()[0]}. The file is damaged or not a torch file") from None
+        # torch's own first line may advise weights_only=False: loading arbitrary objects is not the fix here.
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if "weights_only" in reason or "Weights only" in reason:
+            reason = "it holds objects other than tensors and plain values"
+        raise DataError(f"cannot read {what} {path} ({reason[:120]}): the file is damaged, or not a checkpoint "
+                        "written by this project") from None
 
 
 def load_checkpoint(path) -> dict:

@@ -9,6 +9,7 @@ from dataset.errors import DataError, first_line_of
 
 from . import distributed
 from .args import apply_modality_shorthand, check_flags, explicit_flags, restore_settings
+from .run_dir import Interrupted
 from .runner import evaluate_checkpoint, train
 
 
@@ -45,6 +46,10 @@ def run_main(parser, source, argv=None):
         _fail(first_line_of(err), 2)
     except FloatingPointError as err:
         _fail(str(err), 3)
+    except Interrupted as err:
+        _fail(str(err), 130)
+    except KeyboardInterrupt:
+        _fail("interrupted before training started; nothing was written", 130)
     except RuntimeError as err:  # a DataError raised inside a DataLoader worker arrives wrapped
         if "DataError" not in str(err):
             raise

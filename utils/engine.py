@@ -42,7 +42,7 @@ def train_one_epoch(model, loader, optimizer, precision, device, epoch: int, met
         loss_value = loss.item()
         if not math.isfinite(loss_value):
             raise FloatingPointError(f"non-finite loss ({loss_value}) at epoch {epoch}, step {step}: "
-                                     "lower --learning_rate (or --scaling); the last good checkpoint is last.pt")
+                                     "lower --learning_rate (or --scaling)")
         extras = precision.backward_step(loss, optimizer, lambda: method.before_step(raw_model, out, labels, epoch))
         meter.update(out, labels, extras)
         bar.set_postfix(loss=f"{loss_value:.3f}")

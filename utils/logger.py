@@ -1,7 +1,19 @@
 """One logger per run: metrics.jsonl (one JSON object per epoch) and TensorBoard scalars."""
 import json
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional
+
+
+def read_metrics(path: Path) -> List[Dict]:
+    """The epochs of a metrics.jsonl. A line that does not parse (a crash in the middle of writing
+    it) is left out: the epochs around it are whole."""
+    records = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return [r for r in records if isinstance(r, dict) and "epoch" in r]
 
 
 class RunLogger:
@@ -20,9 +32,8 @@ class RunLogger:
         """On resume, forget lines of epochs the restored checkpoint did not include."""
         if not self.metrics_path.is_file():
             return
-        kept = [line for line in self.metrics_path.read_text().splitlines()
-                if line.strip() and json.loads(line)["epoch"] < epoch]
-        self.metrics_path.write_text("".join(line + "\n" for line in kept))
+        kept = [record for record in read_metrics(self.metrics_path) if record["epoch"] < epoch]
+        self.metrics_path.write_text("".join(json.dumps(record) + "\n" for record in kept))
 
     def log_epoch(self, epoch: int, record: Dict) -> None:
         with open(self.metrics_path, "a") as fh:

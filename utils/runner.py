@@ -7,7 +7,8 @@ parsed flags and, where the dataset differs from classification with a labelled 
 (VoxCeleb: speaker batches, trial-list verification), the pieces that differ. Everything
 else lives here.
 """
-import json
+import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,12 +24,13 @@ from .build import (build_model, build_optimizer, fill_model_flags, match_checkp
                     prepare_model, resolve_device)
 from .caching import attach_caches
 from .checkpoint import check_compatible, load_checkpoint, load_encoder_weights, load_model_state, save_atomic
-from .datasets import Datasets  # noqa: F401  (entry scripts import it from here too)
+from .datasets import Datasets
 from .engine import evaluate, train_one_epoch
 from .logger import RunLogger
 from .methods import build_method
 from .metrics import classifier_weight_norms
 from .precision import Precision
+from .run_dir import Interrupted, check_writable, resolve_run_dir, write_run_start
 from .sampling import SeededSampler, make_batch_loader, make_loader
 from .seed import epoch_seed, seed_everything
 
@@ -110,6 +112,8 @@ def evaluate_checkpoint(args, source: DataSource, dist_device=None, typed=frozen
     if args.ckpt_path is None:
         raise DataError("nothing to do: pass --train to train, or --ckpt_path RUN/best.pt to evaluate a checkpoint")
     ckpt = load_checkpoint(args.ckpt_path)
+    if args.save_features:
+        check_writable(Path(args.ckpt_path).parent, "--save_features True: the checkpoint's folder")
     say(*restore_settings(args, ckpt.get("args", {}), typed))
     fill_model_flags(args, ckpt, source.model_defaults)
     data = source.build(args, False)
@@ -127,6 +131,10 @@ def evaluate_checkpoint(args, source: DataSource, dist_device=None, typed=frozen
                                          args.cudnn_deterministic)
     stats, features = source.test(args, model, eval_model, data.test, device, Precision(args.amp, device),
                                   not args.no_progress and distributed.is_main_process())
+    broken = [k for k, v in stats.items() if isinstance(v, float) and not math.isfinite(v)]
+    if broken:
+        raise DataError(f"evaluating {args.ckpt_path} gives non-finite numbers ({', '.join(broken[:3])}): its weights "
+                        "are damaged (a partly overwritten file?). Evaluate another checkpoint of the run")
     say(source.describe_test(f"{args.ckpt_path} (epoch {ckpt['epoch']}) test", stats))
     if args.save_features and features is not None and distributed.is_main_process():
         path = Path(args.ckpt_path).with_name(f"features_{Path(args.ckpt_path).stem}.pt")
@@ -151,44 +159,16 @@ def save_epoch_files(run_dir: Path, state: dict, is_best: bool, features, model,
             save_features(run_dir / f"features_{name}.pt", features, model, classes)
 
 
-def default_run_dir(args, source: DataSource) -> Path:
-    head = "mmcosine-s{:g}".format(args.scaling) if args.mmcosine else "baseline"
-    method = "" if args.method == "joint" else f"{args.method}-"
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / source.name / f"{method}{args.fusion_method}-{head}-seed{args.random_seed}-{stamp}"
-
-
-def resolve_run_dir(args, source: DataSource) -> Path:
-    """The run directory, checked but not made: a new run never reuses one that holds a run."""
-    if args.resume is not None:
-        return Path(args.resume)
-    run_dir = Path(args.run_dir or args.ckpt_path or default_run_dir(args, source))
-    if distributed.is_distributed():  # every process must agree on the (time-stamped) name
-        shared = [str(run_dir)]
-        torch.distributed.broadcast_object_list(shared, src=0)
-        run_dir = Path(shared[0])
-    if (run_dir / "last.pt").exists():
-        raise DataError(f"{run_dir} already holds a run (last.pt). Continue it with --resume {run_dir}, "
-                        "or choose another --run_dir")
-    return run_dir
-
-
-def write_run_start(run_dir: Path, args, data: Datasets) -> None:
-    """The run directory with the split files and args.json; called once every check has passed."""
-    distributed.barrier()  # every process has checked the directory before the main one writes to it
-    if distributed.is_main_process():
-        run_dir.mkdir(parents=True, exist_ok=True)
-        for name, write in data.files.items():
-            write(run_dir / name)
-        (run_dir / "args.json").write_text(json.dumps(vars(args), indent=2, sort_keys=True) + "\n")
-
-
 def train(args, source: DataSource, dist_device=None) -> dict:
     main = distributed.is_main_process()
     resume_state = load_checkpoint(Path(args.resume) / "last.pt") if args.resume else None
+    if resume_state is not None and resume_state["epoch"] >= args.epochs:
+        say(f"{args.resume} has already run {resume_state['epoch']} of --epochs {args.epochs}: nothing to do "
+            f"(best {resume_state['best']}); --epochs {resume_state['epoch'] + 1} or more continues it")
+        return {"run_dir": str(args.resume), "best": resume_state["best"]}
     fill_model_flags(args, resume_state, source.model_defaults)
     method = build_method(args)  # checks the method's flags
-    run_dir = resolve_run_dir(args, source)
+    run_dir = resolve_run_dir(args, source.name)
     seed_everything(args.random_seed)
     data = source.build(args, True)
     say(*data.notes)
@@ -209,7 +189,7 @@ def train(args, source: DataSource, dist_device=None) -> dict:
     if resume_state is not None:
         check_compatible(config, resume_state["model_config"], Path(args.resume) / "last.pt")
         load_model_state(model, resume_state["model"], Path(args.resume) / "last.pt")
-    write_run_start(run_dir, args, data)  # nothing in the run directory changes before this point
+    run_lock = write_run_start(run_dir, args, data.files)  # nothing in the run directory changes before this point
     model, train_model, eval_model = prepare_model(model, device, args.channels_last, args.compile, args.compile_mode,
                                                    args.cudnn_deterministic)
     optimizer = build_optimizer(args, method.param_groups(model))
@@ -244,6 +224,7 @@ def train(args, source: DataSource, dist_device=None) -> dict:
     val = f" / {len(data.val)} validation" if data.val is not None else ""
     say(f"run directory: {run_dir}  ({len(data.train)} train{held}{val} / {len(data.test)} test clips, device {device}, "
         f"{distributed.world_size()} process(es))")
+    epoch = start_epoch
     try:
         for epoch in range(start_epoch, args.epochs + 1):
             train_sampler.set_epoch(epoch)
@@ -281,8 +262,18 @@ def train(args, source: DataSource, dist_device=None) -> dict:
             val_text = f"{source.describe_test('val', val_stats)} | " if val_stats else ""
             say(f"epoch {epoch}/{args.epochs}  {format_stats('train', train_stats)} | {val_text}"
                 f"{source.describe_test('test', test_stats)} | best {selection.describe(best)}")
+    except FloatingPointError as err:
+        kept = f"the last good checkpoint is {run_dir / 'last.pt'} (epoch {epoch - 1})" if epoch > 1 else \
+            "no checkpoint was written (it diverged in the first epoch)"
+        raise FloatingPointError(f"{err}; {kept}") from None
+    except KeyboardInterrupt:
+        kept = f"last.pt holds epoch {epoch - 1}: continue with --resume {run_dir}" if epoch > 1 else \
+            "no epoch had finished, so there is nothing to resume"
+        raise Interrupted(f"interrupted in epoch {epoch}; {kept}") from None
     finally:
         if logger is not None:
             logger.close()
+        if run_lock is not None:
+            os.close(run_lock)
     distributed.barrier()
     return {"run_dir": str(run_dir), "best": best}

@@ -1,0 +1,126 @@
+"""Output paths, run-directory locks, and the messages of a run that stops: each says the truth in
+one line and leaves the run directory usable."""
+import json
+import shutil
+import sys
+
+import pytest
+import torch
+
+import main_CD
+from conftest import ROOT, TINY_FLAGS
+from utils import run_dir as run_dir_module
+
+
+def one_line_exit(argv, capsys, code=2):
+    with pytest.raises(SystemExit) as exit_info:
+        main_CD.main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == code and len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]
+
+
+@pytest.fixture(scope="module")
+def finished(demo_root, tmp_path_factory):
+    run = tmp_path_factory.mktemp("finished") / "run"
+    main_CD.main(["--train", "--data_root", str(demo_root), "--run_dir", str(run), "--epochs", "1", *TINY_FLAGS])
+    return run
+
+
+def train_argv(demo_root, run, *extra):
+    return ["--train", "--data_root", str(demo_root), "--run_dir", str(run), "--epochs", "1", *TINY_FLAGS, *extra]
+
+
+@pytest.mark.parametrize("flag", ["--run_dir", "--tensorboard_path", "--cache_dir"])
+def test_an_unwritable_output_path_stops_before_any_data_is_read(flag, demo_root, tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    argv = train_argv(tmp_path / "nowhere", tmp_path / "run", flag, str(blocker / "sub"))  # the data root is missing too
+    err = one_line_exit(argv, capsys)
+    assert f"{flag} {blocker / 'sub'}" in err and "is a file, not a folder" in err
+
+
+def test_train_with_a_checkpoint_file_as_ckpt_path_is_one_line(finished, demo_root, tmp_path, capsys):
+    err = one_line_exit(["--train", "--data_root", str(demo_root), "--ckpt_path", str(finished / "best.pt"),
+                         *TINY_FLAGS], capsys)
+    assert "is a file: with --train it names the run directory" in err
+
+
+def test_a_folder_with_old_metrics_but_no_checkpoint_is_refused(finished, demo_root, tmp_path, capsys):
+    old = tmp_path / "old"
+    shutil.copytree(finished, old)
+    (old / "last.pt").unlink()
+    err = one_line_exit(train_argv(demo_root, old), capsys)
+    assert "earlier run's metrics.jsonl but no last.pt" in err
+    assert len((old / "metrics.jsonl").read_text().splitlines()) == 1  # nothing appended
+
+
+def test_two_runs_cannot_write_one_folder(finished, demo_root, tmp_path, capsys):
+    busy = tmp_path / "busy"
+    shutil.copytree(finished, busy)
+    held = run_dir_module.lock(busy)  # another process would hold it the same way
+    try:
+        err = one_line_exit(["--resume", str(busy), "--epochs", "2"], capsys)
+        assert "is in use by another run right now" in err
+    finally:
+        run_dir_module.os.close(held)
+    main_CD.main(["--resume", str(busy), "--epochs", "2", "--no_progress"])  # free again: it continues
+    assert len((busy / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_a_run_diverging_in_its_first_epoch_says_no_checkpoint_exists(demo_root, tmp_path, capsys):
+    err = one_line_exit(train_argv(demo_root, tmp_path / "run", "--mmcosine", "True", "--scaling", "1e30"), capsys,
+                        code=3)
+    assert "non-finite loss" in err and "no checkpoint was written" in err and "last.pt" not in err
+
+
+def test_a_damaged_checkpoint_never_suggests_weights_only_false(tmp_path, demo_root, capsys):
+    torch.save({"model": {}, "model_config": {}, "extra": torch.nn.Linear(2, 2)}, tmp_path / "odd.pt")
+    err = one_line_exit(["--ckpt_path", str(tmp_path / "odd.pt"), "--data_root", str(demo_root)], capsys)
+    assert "odd.pt" in err and "weights_only" not in err and "damaged, or not a checkpoint" in err
+
+
+def test_a_checkpoint_with_broken_weights_does_not_evaluate_to_nan(finished, demo_root, tmp_path, capsys):
+    state = torch.load(finished / "best.pt", weights_only=True)
+    state["model"]["fusion.fc_out.weight"][0, :5] = float("nan")
+    torch.save(state, tmp_path / "broken.pt")
+    err = one_line_exit(["--ckpt_path", str(tmp_path / "broken.pt"), "--data_root", str(demo_root), *TINY_FLAGS],
+                        capsys)
+    assert "non-finite numbers" in err and "damaged" in err
+
+
+def test_resuming_a_finished_run_says_so_and_changes_nothing(finished, capsys):
+    before = {p.name: p.read_bytes() for p in finished.iterdir() if p.is_file()}
+    main_CD.main(["--resume", str(finished), "--no_progress"])
+    assert "has already run 1 of --epochs 1: nothing to do" in capsys.readouterr().out
+    assert {p.name: p.read_bytes() for p in finished.iterdir() if p.is_file()} == before
+
+
+def test_ctrl_c_says_how_to_resume(demo_root, tmp_path, capsys, monkeypatch):
+    import utils.runner
+    real = utils.runner.train_one_epoch
+
+    def interrupted_in_epoch_2(*args, **kwargs):
+        if args[5] == 2:  # the epoch argument
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(utils.runner, "train_one_epoch", interrupted_in_epoch_2)
+    run = tmp_path / "run"
+    err = one_line_exit([*train_argv(demo_root, run)[:-len(TINY_FLAGS)], "--epochs", "3", *TINY_FLAGS], capsys, code=130)
+    assert f"interrupted in epoch 2; last.pt holds epoch 1: continue with --resume {run}" in err
+    monkeypatch.setattr(utils.runner, "train_one_epoch", real)
+    main_CD.main(["--resume", str(run), "--no_progress"])
+    assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+
+
+def test_a_half_written_metrics_line_neither_breaks_resume_nor_summaries(finished, tmp_path, capsys):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import summarize
+    run = tmp_path / "torn"
+    shutil.copytree(finished, run)
+    with open(run / "metrics.jsonl", "a") as fh:
+        fh.write('{"epoch": 2, "train_loss": 1.2')  # the crash came in the middle of this write
+    assert summarize.summarize_run(run)["epochs"] == 1
+    main_CD.main(["--resume", str(run), "--epochs", "2", "--no_progress"])
+    assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2]

@@ -44,6 +44,7 @@ def test_every_numeric_flag_refuses_out_of_range_values(module, capsys):
     (["--epochs", "-1"], "expected an integer >= 1"),
     (["--scaling", "-10"], "expected a number > 0"),
     (["--learning_rate", "inf"], "is not finite"),
+    (["--learning_rate", "-0.01"], "expected a number >= 0"),
     (["--modulation_starts", "5", "--modulation_ends", "3"], "--modulation_ends 3 is before --modulation_starts 5"),
     (["--gpu_ids", "first"], "--gpu_ids first: expected GPU numbers"),
     (["--device", "tpu"], "--device tpu: not a device"),

@@ -55,10 +55,12 @@ def match_checkpoint_architecture(model, ckpt_config: dict) -> None:
 
 def build_model(args, n_classes: int, audio_encoder=None, visual_encoder=None) -> AVClassifier:
     """The flags' fusion and head over the given encoders (default: the ResNet18 pair)."""
-    bn_init = getattr(args, "bn_init", "normal")
+    if audio_encoder is None:
+        audio_encoder = AudioEncoder(bn_init=args.bn_init)
+    if visual_encoder is None:
+        visual_encoder = VisualEncoder(bn_init=args.bn_init)
     return AVClassifier(n_classes, fusion=args.fusion_method, mmcosine=args.mmcosine, scaling=args.scaling,
-                        audio_encoder=audio_encoder if audio_encoder is not None else AudioEncoder(bn_init=bn_init),
-                        visual_encoder=visual_encoder if visual_encoder is not None else VisualEncoder(bn_init=bn_init))
+                        audio_encoder=audio_encoder, visual_encoder=visual_encoder)
 
 
 def build_optimizer(args, param_groups):

@@ -40,6 +40,13 @@ def test_an_unwritable_output_path_stops_before_any_data_is_read(flag, demo_root
     assert f"{flag} {blocker / 'sub'}" in err and "is a file, not a folder" in err
 
 
+def test_evaluation_probes_its_output_paths_first(finished, tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    err = one_line_exit(["--ckpt_path", str(finished / "best.pt"), "--cache_dir", str(blocker / "cache")], capsys)
+    assert f"--cache_dir {blocker / 'cache'}" in err and "is a file, not a folder" in err
+
+
 def test_train_with_a_checkpoint_file_as_ckpt_path_is_one_line(finished, demo_root, tmp_path, capsys):
     err = one_line_exit(["--train", "--data_root", str(demo_root), "--ckpt_path", str(finished / "best.pt"),
                          *TINY_FLAGS], capsys)

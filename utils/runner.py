@@ -114,6 +114,8 @@ def evaluate_checkpoint(args, source: DataSource, dist_device=None, typed=frozen
     ckpt = load_checkpoint(args.ckpt_path)
     if args.save_features:
         check_writable(Path(args.ckpt_path).parent, "--save_features True: the checkpoint's folder")
+    if args.cache_dir is not None:
+        check_writable(args.cache_dir, "--cache_dir")
     say(*restore_settings(args, ckpt.get("args", {}), typed))
     fill_model_flags(args, ckpt, source.model_defaults)
     data = source.build(args, False)

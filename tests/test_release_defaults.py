@@ -14,7 +14,7 @@ def help_text(module) -> str:
 @pytest.mark.parametrize("shown", [
     "training (defaults: the released main_CD.py)", "--epochs EPOCHS training epochs (default: 200)",
     "StepLR period in epochs (default: 100)", "(all processes together) (default: 32)",
-    "initial learning rate (default: 0.001)", "SGD momentum (default: 0.9)", "(default: 0.0001)",
+    "initial learning rate (0 keeps the weights, e.g. to check a pipeline) (default: 0.001)", "SGD momentum (default: 0.9)", "(default: 0.0001)",
     "for CREMA-D) (default: 0.8)", "(0 = our epoch 1) (default: 0)", "(50 = our epoch 51) (default: 50)",
     "earlier variant) (default: paper)", "frames per clip, spread evenly over the clip (default: 1)",
 ])

@@ -17,7 +17,7 @@ import argparse
 from pathlib import Path
 
 from dataset import DataError
-from dataset.voxceleb import VoxUtterances, read_train_list, read_trial_lists
+from dataset.voxceleb import EVAL_CROPS, FACE_PICKS, VoxUtterances, read_train_list, read_trial_lists
 from models import AVClassifier
 from models.speaker_encoders import BLOCK_ORDERS, POOLINGS, FaceEncoder, SpeakerEncoder
 from utils import trials
@@ -42,10 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training crop of each waveform, at a random position (the release's 200 frames: 32,240 samples)")
     g.add_argument("--eval_seconds", type=SECONDS, default=4.015,
                    help="waveform scored at test time (the release's 400 frames: 64,240 samples)")
-    g.add_argument("--eval_crop", choices=["start", "centre"], default="start",
+    g.add_argument("--eval_crop", choices=list(EVAL_CROPS), default="start",
                    help="where the test crop starts: start (the release's test loaders) or centre")
     g.add_argument("--num_frames", type=POSITIVE_INT, default=2, help="face crops per training utterance, spread evenly")
-    g.add_argument("--eval_faces", choices=["release", "even"], default="release",
+    g.add_argument("--eval_faces", choices=list(FACE_PICKS), default="release",
                    help="face crops of a test utterance: release = the third one alone (0000002.png, as main_vox2.py); "
                         "even = --num_frames spread evenly")
     g.add_argument("--image_size", type=IMAGE_SIDE, default=224, help="face crop side fed to the ResNet34")

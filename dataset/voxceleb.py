@@ -120,15 +120,16 @@ class VoxUtterances(Dataset):
         self.transform = frame_transform(train, image_size)
         self.sample_rate, self.crop, self.faces = sample_rate, crop, "even" if train else faces
 
+    def faces_of(self, utt: Utterance) -> List[Path]:
+        """The face crops of an utterance this set reads (its folder listed, then `faces` picks)."""
+        frames = list_frames(utt.frames) if utt.frames.is_dir() else []
+        if not frames:
+            raise DataError(f"no frames in {utt.frames}. Re-extract the faces of this utterance")
+        return [frames[i] for i in pick_faces(len(frames), self.num_frames, self.faces)]
+
     def readable_files(self) -> List[Path]:
-        """Every wav and every face crop this set reads (the face folders are listed to find them)."""
-        files = []
-        for utt in self.utterances:
-            frames = list_frames(utt.frames) if utt.frames.is_dir() else []
-            if not frames:
-                raise DataError(f"no frames in {utt.frames}. Re-extract the faces of this utterance")
-            files += [utt.wav] + [frames[i] for i in pick_faces(len(frames), self.num_frames, self.faces)]
-        return files
+        """Every wav and every face crop this set reads."""
+        return [f for utt in self.utterances for f in (utt.wav, *self.faces_of(utt))]
 
     def evaluation_view(self) -> "VoxUtterances":
         """The same utterances read as at test time (fixed crop, no augmentation)."""
@@ -143,17 +144,14 @@ class VoxUtterances(Dataset):
         index, seed = key if isinstance(key, tuple) else (key, None)
         utt = self.utterances[index]
         wave = read_wav(utt.wav, self.sample_rate)
-        frames = list_frames(utt.frames)
-        if not frames:
-            raise DataError(f"no frames in {utt.frames}. Re-extract the faces of this utterance")
+        faces = self.faces_of(utt)
         rng = np.random.default_rng(seed)
         spare = max(len(wave) - self.n_samples, 0)
         start = int(rng.integers(0, spare + 1)) if self.train else (0 if self.crop == "start" else spare // 2)
         with torch.random.fork_rng(devices=[]):
             if seed is not None:
                 torch.default_generator.manual_seed(seed)
-            picked = pick_faces(len(frames), self.num_frames, self.faces)
-            visual = self.transform(read_frames([frames[i] for i in picked]))
+            visual = self.transform(read_frames(faces))
         audio = torch.from_numpy(np.ascontiguousarray(crop(wave, self.n_samples, start), dtype=np.float32))
         return audio, visual.transpose(0, 1).contiguous(), self.labels[index]
 

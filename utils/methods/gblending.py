@@ -3,8 +3,8 @@ head's and each modality's own cross-entropy, with weights from each head's
 overfitting-to-generalisation ratio.
 
 The validation set of --val_split, or else a held-out part of the training split (--gb_holdout,
-never trained on), is the held-out data. Every --gb_every epochs each head k's mean loss is measured on the held-out
-clips (V) and on as many training clips (T); between two measurements n and n+N,
+never trained on), is the held-out data. Every --gb_every epochs each head k's mean loss is
+measured on the held-out clips (V) and on as many training clips (T); between two measurements n and n+N,
     generalisation gain  G_k = V_k(n) - V_k(n+N),   overfitting change  O_k = (V-T)_k(n+N) - (V-T)_k(n),
 and the weights are w_k = G_k / O_k^2, normalised to sum to 1 (a head that did not generalise,
 G_k <= 0, gets weight 0; if none did, the weights stay). Until the second measurement all heads weigh 1/3.

@@ -22,6 +22,12 @@ class AVOutput(NamedTuple):
     # The fusion layer's plain linear output (weights as they are, plus the bias). It is `logits`
     # without MMCosine; with it, it is what the released main_CD.py's valid() scored as "Acc".
     logits_linear: Optional[torch.Tensor] = None
+    # The encoders' features before the fusion module (what UMT distils and PMR's prototypes average).
+    enc_a: Optional[torch.Tensor] = None
+    enc_v: Optional[torch.Tensor] = None
+    # Separate uni-modal heads on enc_a / enc_v, where a method added them (MMPareto).
+    head_a: Optional[torch.Tensor] = None
+    head_v: Optional[torch.Tensor] = None
 
 
 class AVClassifier(nn.Module):
@@ -46,6 +52,9 @@ class AVClassifier(nn.Module):
         self.modalities = ("audio", "visual")
         self.mid_fusion_name: Optional[str] = None
         self.mid_fusion: Optional[nn.Module] = None
+        self.unimodal_heads: Optional[nn.ModuleDict] = None
+        # Set by a method for training steps: (enc_a, enc_v) -> (enc_a, enc_v) between encoders and fusion (OPM).
+        self.feature_transform = None
 
     def add_mid_fusion(self, name: str) -> None:
         """Insert cross-modal modules between the encoders' stages (e.g. MMTM for Greedy)."""
@@ -53,6 +62,12 @@ class AVClassifier(nn.Module):
             raise ValueError(f"unknown mid-level fusion {name!r}; choose one of {sorted(MID_FUSIONS)}")
         self.mid_fusion_name = name
         self.mid_fusion = MID_FUSIONS[name](self.audio_encoder, self.visual_encoder)
+
+    def add_unimodal_heads(self) -> None:
+        """A linear classifier on each encoder's features besides the fused head (MMPareto's head_audio /
+        head_video); its logits come out as head_a / head_v."""
+        dim = self.fusion.classifier_weights()[0].shape[1]
+        self.unimodal_heads = nn.ModuleDict({m: nn.Linear(dim, self.n_classes) for m in ("audio", "visual")})
 
     def keep_only(self, modality: str) -> None:
         """Uni-modal model with the same encoder and head: the other encoder is frozen and skipped,
@@ -78,12 +93,21 @@ class AVClassifier(nn.Module):
         """(W_a, W_v), each (n_classes, d): the rows that score each modality's features."""
         return self.fusion.classifier_weights()
 
-    def forward(self, audio: torch.Tensor, visual: torch.Tensor) -> AVOutput:
-        feat_a, feat_v, fused = self.fusion(*self.encode(audio, visual))
+    def unimodal_logits(self, feat_a: torch.Tensor, feat_v: torch.Tensor):
+        """(logits_a, logits_v): each modality's part of the fused head on the fusion module's features."""
         w_a, w_v = self.fusion.classifier_weights()
         if self.mmcosine:
-            logits_a = cosine_logits(feat_a, w_a, self.scaling)
-            logits_v = cosine_logits(feat_v, w_v, self.scaling)
-            return AVOutput(feat_a, feat_v, logits_a, logits_v, logits_a + logits_v, fused)
+            return cosine_logits(feat_a, w_a, self.scaling), cosine_logits(feat_v, w_v, self.scaling)
         b_a, b_v = self.fusion.classifier_biases()
-        return AVOutput(feat_a, feat_v, F.linear(feat_a, w_a, b_a), F.linear(feat_v, w_v, b_v), fused, fused)
+        return F.linear(feat_a, w_a, b_a), F.linear(feat_v, w_v, b_v)
+
+    def forward(self, audio: torch.Tensor, visual: torch.Tensor) -> AVOutput:
+        enc_a, enc_v = self.encode(audio, visual)
+        if self.feature_transform is not None and self.training:
+            enc_a, enc_v = self.feature_transform(enc_a, enc_v)
+        feat_a, feat_v, fused = self.fusion(enc_a, enc_v)
+        logits_a, logits_v = self.unimodal_logits(feat_a, feat_v)
+        logits = logits_a + logits_v if self.mmcosine else fused
+        heads = (self.unimodal_heads["audio"](enc_a), self.unimodal_heads["visual"](enc_v)) \
+            if self.unimodal_heads is not None else (None, None)
+        return AVOutput(feat_a, feat_v, logits_a, logits_v, logits, fused, enc_a, enc_v, *heads)

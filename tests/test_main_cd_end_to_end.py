@@ -94,3 +94,17 @@ def test_evaluation_takes_every_input_setting_from_the_checkpoint(trained_run, d
                   "--no_progress"])
     out = capsys.readouterr().out
     assert "note: --image_size 48 differs from the run's own 32" in out and out.count("note:") == 1
+
+
+@pytest.mark.parametrize("method", ["pmr", "inforeg", "agm", "cml"])
+def test_methods_with_state_resume_exactly(method, demo_root, tmp_path):
+    """Prototypes, Fisher traces, running scores and per-epoch draws survive a resume: 2 epochs straight
+    equal 1 epoch, then a resume for the second."""
+    flags = ["--train", "--data_root", str(demo_root), "--method", method, "--modulation_starts", "0", *TINY_FLAGS]
+    main_CD.main([*flags, "--run_dir", str(tmp_path / "straight"), "--epochs", "2"])
+    main_CD.main([*flags, "--run_dir", str(tmp_path / "stopped"), "--epochs", "1"])
+    main_CD.main(["--resume", str(tmp_path / "stopped"), "--epochs", "2", "--no_progress"])
+    straight, resumed = read_metrics(tmp_path / "straight"), read_metrics(tmp_path / "stopped")
+    for key, value in straight[-1].items():
+        if isinstance(value, float) and not key.endswith("seconds"):
+            assert resumed[-1][key] == pytest.approx(value, rel=1e-5, abs=1e-6), key

@@ -1,6 +1,7 @@
 """Balancing methods: each mechanism checked on a real model, and each trains from the command line."""
 import json
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -87,8 +88,8 @@ def test_ogm_is_inactive_outside_its_epochs(model_and_batch):
 
 
 def test_ogm_window_spans_the_references_0_to_50_inclusive():
-    from utils.methods.ogm import modulation_active
-    active = [e for e in range(1, 101) if modulation_active(method_args(), e)]
+    method = build_method(method_args(method="ogm", modulation_ends=None))  # the flag's default: the method's own
+    active = [e for e in range(1, 101) if method.active(e)]
     assert active == list(range(1, 52))  # 51 epochs: the reference's 0-based 0..50
 
 
@@ -195,17 +196,47 @@ def test_dynamic_mslr_from_the_command_line(demo_root, tmp_path):
     assert 0 <= rows[-1]["mslr_holdout_acc_v"] <= 100
 
 
+@pytest.fixture(scope="session")
+def unimodal_cli_runs(demo_root, tmp_path_factory):
+    """audio_only and visual_only runs (1 epoch, weights kept at their start so the teachers' features stay
+    finite on this tiny set), with and without MMCosine: UMT's teachers and UME's members."""
+    runs = {}
+    for mmcosine in ("False", "True"):
+        for modality in ("audio", "visual"):
+            run = tmp_path_factory.mktemp("unimodal") / f"{modality}-{mmcosine}"
+            main_CD.main(["--train", "--data_root", str(demo_root), "--run_dir", str(run), "--epochs", "1",
+                          "--method", f"{modality}_only", "--mmcosine", mmcosine, *TINY_FLAGS, "--learning_rate", "0"])
+            runs[modality, mmcosine] = str(run)
+    return runs
+
+
+# What each method logs per step (averaged over the epoch), as proof that its mechanism ran.
+LOGGED = {"ogm": "train_coeff_a", "ogm_ge": "train_coeff_v", "gblending": "train_gb_weight_fused",
+          "greedy": "train_greedy_speed_gap", "mmpareto": "train_mmpareto_cos_audio", "pmr": "train_pmr_score_ratio_a",
+          "agm": "train_agm_coeff_a", "inforeg": "train_inforeg_held_audio", "mbsd": "train_mbsd_weight",
+          "cml": "cml_removed_audio", "opm": "train_opm_q_a", "umt": "train_umt_distill_a"}
+
+
 @pytest.mark.parametrize("method", sorted(METHODS))
 @pytest.mark.parametrize("mmcosine", ["False", "True"])
-def test_every_method_trains_from_the_command_line(method, mmcosine, demo_root, tmp_path):
+def test_every_method_trains_from_the_command_line(method, mmcosine, demo_root, tmp_path, unimodal_cli_runs):
+    extra = {"umt": ["--umt_teachers", unimodal_cli_runs["audio", "False"], unimodal_cli_runs["visual", "False"]],
+             "ume": ["--ume_runs", unimodal_cli_runs["audio", mmcosine], unimodal_cli_runs["visual", mmcosine]],
+             "opm": ["--opm_warmup", "0"]}.get(method, [])
     main_CD.main(["--train", "--data_root", str(demo_root), "--run_dir", str(tmp_path / "run"), "--epochs", "1",
-                  "--method", method, "--mmcosine", mmcosine, "--mslr_audio_scale", "0.5", *TINY_FLAGS])
+                  "--method", method, "--mmcosine", mmcosine, "--mslr_audio_scale", "0.5", *TINY_FLAGS, *extra])
     row = json.loads((tmp_path / "run" / "metrics.jsonl").read_text())
     assert math.isfinite(row["train_loss"]) and row["test_count"] == 6
+    if method in LOGGED:
+        assert math.isfinite(row[LOGGED[method]])
     if method.startswith("ogm"):
         assert 0 < row["train_coeff_a"] <= 1 and 0 < row["train_coeff_v"] <= 1
     if method == "mslr":
         assert row["lr_audio_encoder"] == pytest.approx(0.005) and row["lr_fusion"] == pytest.approx(0.01)
+    if method == "ume":  # nothing trains: the weights are the two runs'
+        audio_run = torch.load(Path(unimodal_cli_runs["audio", mmcosine]) / "best.pt", weights_only=True)["model"]
+        mine = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["model"]
+        assert all(torch.equal(mine[k], v) for k, v in audio_run.items() if k.startswith("audio_encoder."))
 
 
 @pytest.mark.parametrize("method,kept", [("audio_only", "audio"), ("visual_only", "visual")])

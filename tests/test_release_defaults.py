@@ -5,6 +5,7 @@ import main_CD
 import main_SSW
 import main_Vox
 from utils.build import fill_model_flags
+from utils.methods import build_method
 
 
 def help_text(module) -> str:
@@ -15,7 +16,7 @@ def help_text(module) -> str:
     "training (defaults: the released main_CD.py)", "--epochs EPOCHS training epochs (default: 200)",
     "StepLR period in epochs (default: 100)", "(all processes together) (default: 32)",
     "initial learning rate (0 keeps the weights, e.g. to check a pipeline) (default: 0.001)", "SGD momentum (default: 0.9)", "(default: 0.0001)",
-    "for CREMA-D) (default: 0.8)", "(0 = our epoch 1) (default: 0)", "(50 = our epoch 51) (default: 50)",
+    "for CREMA-D) (default: 0.8)", "(0 = our epoch 1) (default: 0)", "ogm/ogm_ge 50 as OGM-GE's main.py",
     "earlier variant) (default: paper)", "frames per clip, spread evenly over the clip (default: 1)",
 ])
 def test_main_cd_help_shows_the_release_defaults(shown):
@@ -25,7 +26,9 @@ def test_main_cd_help_shows_the_release_defaults(shown):
 def test_main_cd_parses_to_the_release_defaults():
     args = main_CD.build_parser().parse_args([])
     assert (args.epochs, args.lr_decay_step, args.batch_size, args.learning_rate) == (200, 100, 32, 1e-3)
-    assert (args.modulation_starts, args.modulation_ends, args.ogm_coefficient) == (0, 50, "paper")
+    assert (args.modulation_starts, args.modulation_ends, args.ogm_coefficient) == (0, None, "paper")
+    ogm = build_method(main_CD.build_parser().parse_args(["--method", "ogm"]))
+    assert ogm.active(51) and not ogm.active(52)  # None: OGM's own 0..50 window
     assert args.val_split is None and args.generate_split is False
     fill_model_flags(args, None, main_CD.SOURCE.model_defaults)
     assert (args.fusion_method, args.mmcosine, args.scaling) == ("concat", False, 10.0)

@@ -9,12 +9,10 @@ from dataset.errors import DataError
 from models import FUSIONS
 from models.encoders import BN_INITS
 
-from .flag_types import (BATCH, FRACTION, IMAGE_SIDE, NONNEGATIVE, NONNEGATIVE_INT, POSITIVE, POSITIVE_INT, SECONDS,
-                         Bounded)
+from .flag_types import (BATCH, DECAY, FRACTION, IMAGE_SIDE, MOMENTUM, NONNEGATIVE, NONNEGATIVE_INT, POSITIVE,
+                         POSITIVE_INT, SECONDS, Bounded)
 from .methods import METHODS
 
-MOMENTUM = Bounded(float, low=0, high=1, high_open=True)
-DECAY = Bounded(float, low=0, high=1, low_open=True)
 
 TRUE_WORDS = {"true", "t", "1", "yes", "y", "on"}
 FALSE_WORDS = {"false", "f", "0", "no", "n", "off"}
@@ -58,7 +56,7 @@ def entry_parser(doc: str) -> argparse.ArgumentParser:
 
 def check_flags(args) -> None:
     """Checks that involve more than one flag, or the machine, made right after parsing."""
-    if args.modulation_ends < args.modulation_starts:
+    if args.modulation_ends is not None and args.modulation_ends < args.modulation_starts:
         raise DataError(f"--modulation_ends {args.modulation_ends} is before --modulation_starts "
                         f"{args.modulation_starts}: OGM would never modulate. Give an end >= the start")
     check_device(args.device, args.gpu_ids)
@@ -137,14 +135,21 @@ def add_method_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--method", choices=sorted(METHODS), default="joint",
                    help="joint: plain joint training; audio_only / visual_only: uni-modal baselines; ogm / ogm_ge: "
                         "gradient modulation; gblending: loss weights per head; greedy: MMTM mid-fusion with re-balancing "
-                        "steps; mslr: per-encoder learning rates")
+                        "steps; mslr: per-encoder learning rates; mmpareto: Pareto-combined per-loss gradients; pmr: "
+                        "prototype cross-entropy for the weaker modality; agm: Shapley-based gradient modulation; "
+                        "inforeg: proximal hold on the leading encoder; mbsd, cml: extra loss terms; opm: feature drop "
+                        "of the leading modality; umt: distillation from uni-modal teachers; ume: ensemble of two "
+                        "uni-modal runs (README: methods table)")
     g.add_argument("--modality", choices=["audio", "visual"], default=None,
                    help="shorthand for --method audio_only / visual_only: a uni-modal model, e.g. to pretrain an encoder")
     g.add_argument("--alpha", type=NONNEGATIVE, default=0.8, help="OGM modulation strength (0.8: OGM-GE's README for CREMA-D)")
     g.add_argument("--modulation_starts", type=NONNEGATIVE_INT, default=0,
-                   help="first epoch OGM modulates, 0-based as in OGM-GE's main.py (0 = our epoch 1)")
-    g.add_argument("--modulation_ends", type=NONNEGATIVE_INT, default=50,
-                   help="last epoch OGM modulates, 0-based and included as in OGM-GE's main.py (50 = our epoch 51)")
+                   help="first epoch the method acts in (ogm, ogm_ge, pmr, mbsd, cml, umt), 0-based as in the authors' "
+                        "loops (0 = our epoch 1)")
+    g.add_argument("--modulation_ends", type=NONNEGATIVE_INT, default=None,
+                   help="last epoch the method acts in, 0-based and included as in the authors' loops (50 = our "
+                        "epoch 51); default: the method's own (ogm/ogm_ge 50 as OGM-GE's main.py, pmr 70 as PMR's "
+                        "CREMA-D script, mbsd/cml/umt 80 as BalanceBenchmark; the others act in every epoch)")
     g.add_argument("--ogm_coefficient", choices=["paper", "shifted"], default="paper",
                    help="dominant modality's coefficient: paper = 1 - tanh(alpha * relu(rho)) (Eq. 10, the authors' code); "
                         "shifted = 1 - tanh(alpha * relu(rho - 1)) (this project's earlier variant)")
@@ -174,6 +179,8 @@ def add_method_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--mslr_every", type=POSITIVE_INT, default=5, help="MSLR dynamic: adjust every N epochs, over N measurements")
     g.add_argument("--mslr_holdout", type=FRACTION, default=0.1,
                    help="MSLR dynamic: fraction of the train split held out to measure each modality")
+    for method in METHODS.values():
+        method.add_args(g)
 
 
 def add_training_args(parser: argparse.ArgumentParser, recipe: str, epochs: int, batch_size: int,

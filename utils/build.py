@@ -38,10 +38,10 @@ def fill_model_flags(args, ckpt: Optional[dict], dataset_defaults: Optional[dict
             setattr(args, flag, saved.get(flag, default))
 
 
-def model_config(args, classes, modalities=("audio", "visual"), mid_fusion=None) -> dict:
+def model_config(args, classes, modalities=("audio", "visual"), mid_fusion=None, unimodal_heads=False) -> dict:
     return {"n_classes": len(classes), "classes": list(classes), "fusion": args.fusion_method,
             "mmcosine": bool(args.mmcosine), "scaling": float(args.scaling), "modalities": list(modalities),
-            "mid_fusion": mid_fusion}
+            "mid_fusion": mid_fusion, "unimodal_heads": bool(unimodal_heads)}
 
 
 def match_checkpoint_architecture(model, ckpt_config: dict) -> None:
@@ -51,6 +51,8 @@ def match_checkpoint_architecture(model, ckpt_config: dict) -> None:
         model.keep_only(modalities[0])
     if ckpt_config.get("mid_fusion"):
         model.add_mid_fusion(ckpt_config["mid_fusion"])
+    if ckpt_config.get("unimodal_heads"):
+        model.add_unimodal_heads()
 
 
 def build_model(args, n_classes: int, audio_encoder=None, visual_encoder=None) -> AVClassifier:

@@ -1,6 +1,5 @@
 """One training epoch and one evaluation pass. Both return a dict of per-sample statistics,
 reduced over all processes when running distributed; evaluation also returns the features."""
-import math
 from contextlib import nullcontext
 from typing import Dict, Tuple
 
@@ -9,6 +8,7 @@ from tqdm import tqdm
 
 from dataset.visual import frames_to_model_input
 
+from .methods.step import Step
 from .metrics import EpochMeter
 
 
@@ -29,23 +29,18 @@ def to_device(batch, device, channels_last: bool = False):
 
 def train_one_epoch(model, loader, optimizer, precision, device, epoch: int, method, raw_model,
                     show_progress: bool = True, channels_last: bool = False) -> Dict[str, float]:
-    """`method` supplies the loss and the between-backward-and-step hook; `raw_model` is the
-    unwrapped model whose parameters the hook may touch."""
+    """Each batch is one `method.train_step`; `raw_model` is the unwrapped model whose parameters the
+    method may touch."""
     model.train()
     meter = EpochMeter()
     bar = tqdm(loader, desc=f"train {epoch}", leave=False, dynamic_ncols=True, disable=not show_progress)
-    for step, batch in enumerate(bar):
+    for index, batch in enumerate(bar):
         audio, visual, labels = to_device(batch, device, channels_last)
-        with precision.autocast():
-            out = model(audio, visual)
-        loss = method.loss(out, labels, epoch)
-        loss_value = loss.item()
-        if not math.isfinite(loss_value):
-            raise FloatingPointError(f"non-finite loss ({loss_value}) at epoch {epoch}, step {step}: "
-                                     "lower --learning_rate (or --scaling)")
-        extras = precision.backward_step(loss, optimizer, lambda: method.before_step(raw_model, out, labels, epoch))
+        step = Step(model, raw_model, optimizer, precision, audio, visual, labels, epoch, index, len(loader))
+        out, extras = method.train_step(step)
         meter.update(out, labels, extras)
-        bar.set_postfix(loss=f"{loss_value:.3f}")
+        if step.loss_value is not None:
+            bar.set_postfix(loss=f"{step.loss_value:.3f}")
     return meter.result()
 
 

@@ -25,7 +25,7 @@ from .build import (build_model, build_optimizer, fill_model_flags, match_checkp
 from .caching import attach_caches
 from .checkpoint import check_compatible, load_checkpoint, load_encoder_weights, load_model_state, save_atomic
 from .datasets import Datasets
-from .engine import evaluate, train_one_epoch
+from .engine import evaluate, to_device, train_one_epoch
 from .logger import RunLogger
 from .methods import build_method
 from .metrics import classifier_weight_norms
@@ -106,6 +106,18 @@ def eval_loader_for(args, dataset, device):
     return make_loader(dataset, per_process_batch(args), shard, args.num_workers, device.type == "cuda")
 
 
+@torch.no_grad()
+def forward_batches(args, eval_model, dataset, indices, device, precision):
+    """The model's outputs (eval mode, no gradient) on `indices` of a dataset, batch by batch, as
+    (output, labels); each process takes every N-th of them, so sums over all processes cover them once."""
+    eval_model.eval()
+    mine = list(indices)[distributed.rank()::distributed.world_size()]
+    for batch in make_loader(dataset, per_process_batch(args), mine, args.num_workers, device.type == "cuda"):
+        audio, visual, labels = to_device(batch, device, args.channels_last)
+        with precision.autocast():
+            yield eval_model(audio, visual), labels
+
+
 def evaluate_checkpoint(args, source: DataSource, dist_device=None, typed=frozenset()) -> dict:
     """Evaluate --ckpt_path on the test split. Every setting of the run that made it (input shapes,
     model flags, data) comes from the checkpoint unless typed (`typed`: the flags the user typed)."""
@@ -125,7 +137,8 @@ def evaluate_checkpoint(args, source: DataSource, dist_device=None, typed=frozen
     classes = data.classes or ckpt["model_config"]["classes"]  # verification test sets carry no classes
     model = source.make_model(args, len(classes))
     match_checkpoint_architecture(model, ckpt["model_config"])
-    check_compatible(model_config(args, classes, model.modalities, model.mid_fusion_name), ckpt["model_config"],
+    check_compatible(model_config(args, classes, model.modalities, model.mid_fusion_name,
+                                   model.unimodal_heads is not None), ckpt["model_config"],
                      args.ckpt_path)
     load_model_state(model, ckpt["model"], args.ckpt_path)
     device = resolve_device(args, dist_device)
@@ -183,7 +196,7 @@ def train(args, source: DataSource, dist_device=None) -> dict:
     model = source.make_model(args, len(data.classes))
     method.configure_model(model)
     data.train, holdout = method.split_train(data.train, args.random_seed, data.val)
-    config = model_config(args, data.classes, model.modalities, model.mid_fusion_name)
+    config = model_config(args, data.classes, model.modalities, model.mid_fusion_name, model.unimodal_heads is not None)
     for path, encoder, prefix in ((args.audio_pretrain, model.audio_encoder, "audio_encoder."),
                                   (args.visual_pretrain, model.visual_encoder, "visual_encoder.")):
         if path is not None and resume_state is None:
@@ -219,6 +232,8 @@ def train(args, source: DataSource, dist_device=None) -> dict:
         train_loader = make_batch_loader(data.train, train_sampler, args.num_workers, device.type == "cuda")
     method.measure = lambda dataset: evaluate(eval_model, eval_loader_for(args, dataset, device), device, precision,
                                               False, args.channels_last)[0]
+    method.forward_batches = lambda dataset, indices: forward_batches(args, eval_model, dataset, indices, device,
+                                                                      precision)
     logger = RunLogger(run_dir, args.use_tensorboard, args.tensorboard_path,
                        resume_from_epoch=start_epoch if resume_state else None) if main else None
     show = not args.no_progress and main
@@ -237,6 +252,7 @@ def train(args, source: DataSource, dist_device=None) -> dict:
             train_stats = train_one_epoch(train_model, train_loader, optimizer, precision, device, epoch, method,
                                           model, show, args.channels_last)
             train_stats["seconds"] = time.perf_counter() - started
+            method_record.update(method.end_epoch(epoch, model) or {})
             scheduler.step()
             val_stats = {}
             if data.val is not None:

@@ -1,9 +1,19 @@
 """The interface a balancing method implements. The engine calls these hooks and knows
-nothing else about methods; the joint-training baseline is this class itself."""
-from typing import Dict, List
+nothing else about methods; the joint-training baseline is this class itself.
+
+Per epoch: start_epoch, then train_step for every batch, then end_epoch. The default train_step
+is one forward, `loss`, one backward, `before_step`, one optimizer step; a method that needs
+more (several backward passes, extra forward passes with a modality zeroed) overrides it and
+uses the services of its `Step`."""
+from typing import Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
+
+from dataset.errors import DataError
+
+from .. import distributed
+from .step import Step
 
 
 def encoder_params(model, modality: str) -> List[torch.nn.Parameter]:
@@ -15,10 +25,34 @@ class Method:
     """Joint training: cross-entropy on the fused logits, one learning rate, no gradient changes."""
 
     name = "joint"
+    # Set to a reason where the method cannot yet run on several processes: torchrun is then refused.
+    single_process_only: Optional[str] = None
+    # Set where the method owns its backward passes (no fp16 gradient scaler then).
+    owns_backward = False
+    # The last epoch (0-based, included) the method acts in when --modulation_ends is not given; None: every epoch.
+    default_window_end: Optional[int] = None
 
     def __init__(self, args):
         self.args = args
-        self.measure = None
+        self.measure = None        # set by the runner: dataset -> statistics (see start_epoch)
+        self.forward_batches = None  # set by the runner: (dataset, indices) -> (output, labels) per batch, no grad
+        if self.single_process_only and distributed.world_size() > 1:
+            raise DataError(f"--method {self.name} runs in one process only ({self.single_process_only}): "
+                            "launch it without torchrun")
+        if self.owns_backward and getattr(args, "amp", "off") == "fp16":
+            raise DataError(f"--method {self.name} takes several backward passes per step, which the fp16 gradient "
+                            "scaler does not follow: use --amp bf16 or --amp off")
+
+    def active(self, epoch: int) -> bool:
+        """Whether the method acts in `epoch` (1-based): --modulation_starts .. --modulation_ends index the
+        0-based epochs of the authors' loops; without --modulation_ends, the method's own default window."""
+        ends = getattr(self.args, "modulation_ends", None)
+        ends = self.default_window_end if ends is None else ends
+        return ends is None or getattr(self.args, "modulation_starts", 0) <= epoch - 1 <= ends
+
+    @classmethod
+    def add_args(cls, group) -> None:
+        """The method's own flags (named after it), added to the parser's method group."""
 
     def split_train(self, train, seed: int, val=None):
         """(clips to train on, held-out clips or None). Methods that need held-out data use `val`, the
@@ -36,6 +70,19 @@ class Method:
         """Called before each training epoch (may change the optimizer's learning rates).
         `self.measure(dataset)`, set by the runner, evaluates the model on a dataset and returns its
         statistics (losses and accuracies per head). Returns numbers to log for the epoch."""
+        return {}
+
+    def train_step(self, step: Step):
+        """One training step on step's batch. Returns (model output on the batch, numbers to average into
+        the epoch's log)."""
+        out = step.forward()
+        loss = self.loss(out, step.labels, step.epoch)
+        step.check_finite(loss)
+        extras = step.backward_and_step(loss, lambda: self.before_step(step.raw_model, out, step.labels, step.epoch))
+        return out, extras
+
+    def end_epoch(self, epoch: int, model) -> Dict[str, float]:
+        """Called after each training epoch, before evaluation. Returns numbers to log for the epoch."""
         return {}
 
     def loss(self, out, labels: torch.Tensor, epoch: int) -> torch.Tensor:

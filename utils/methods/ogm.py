@@ -16,8 +16,8 @@ import math
 
 import torch
 
-from .. import distributed
 from .base import Method, encoder_params
+from .scores import true_class_scores
 
 COEFFICIENTS = {
     "paper": lambda alpha, rho: 1 - math.tanh(alpha * max(rho, 0.0)),        # authors' code = Eq. 10
@@ -27,21 +27,13 @@ COEFFICIENTS = {
 
 def modulation_coefficients(logits_a, logits_v, labels, alpha: float, rule: str = "paper"):
     """(coeff_a, coeff_v): the dominant modality's coefficient by `rule`, 1 for the other."""
-    with torch.no_grad():
-        scores = torch.stack([logits.float().softmax(1).gather(1, labels[:, None]).sum()
-                              for logits in (logits_a, logits_v)])
-        # Every process must scale its (already averaged) gradients alike: use the global batch's scores.
-        score_a, score_v = distributed.all_reduce_sum(scores).tolist()
+    # Every process must scale its (already averaged) gradients alike: the global batch's scores.
+    score_a, score_v = true_class_scores(labels, logits_a, logits_v)
     coefficient = COEFFICIENTS[rule]
     ratio_v = score_v / max(score_a, 1e-12)
     if ratio_v > 1:
         return 1.0, coefficient(alpha, ratio_v)
     return coefficient(alpha, score_a / max(score_v, 1e-12)), 1.0
-
-
-def modulation_active(args, epoch: int) -> bool:
-    """Our epochs count from 1; the reference's --modulation_starts / _ends index its 0-based loop."""
-    return args.modulation_starts <= epoch - 1 <= args.modulation_ends
 
 
 def conv_weights(model, modality: str):
@@ -52,9 +44,10 @@ def conv_weights(model, modality: str):
 class OGM(Method):
     name = "ogm"
     noise = False
+    default_window_end = 50  # OGM-GE's main.py: modulation_ends 50
 
     def before_step(self, model, out, labels, epoch):
-        if not modulation_active(self.args, epoch):
+        if not self.active(epoch):
             return {"coeff_a": 1.0, "coeff_v": 1.0}
         coeff_a, coeff_v = modulation_coefficients(out.logits_a, out.logits_v, labels, self.args.alpha,
                                                    self.args.ogm_coefficient)

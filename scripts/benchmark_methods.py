@@ -1,0 +1,100 @@
+"""Every balancing method's training step against joint training's, side by side in one run, at
+CREMA-D's shapes (257x299 spectrograms, one 224x224 frame, 6 classes), on the current device. What is
+timed is the method's own train_step (its extra forward / backward passes included); per-epoch work
+(PMR's prototype pass, G-Blending's and dynamic MSLR's measurements) is not part of a step.
+
+    python scripts/benchmark_methods.py --batch 8 --steps 3      # also run by scripts/benchmark.py
+"""
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import main_CD  # noqa: E402
+from models import AVClassifier  # noqa: E402
+from utils.build import fill_model_flags  # noqa: E402
+from utils.methods import METHODS, build_method  # noqa: E402
+from utils.methods.step import Step  # noqa: E402
+from utils.precision import Precision  # noqa: E402
+
+
+def unimodal_runs(folder: Path):
+    """best.pt of an untrained audio_only and visual_only model, for UMT's teachers and UME's members."""
+    runs = []
+    for modality in ("audio", "visual"):
+        model = AVClassifier(6, "concat")
+        model.keep_only(modality)
+        run = folder / modality
+        run.mkdir(parents=True, exist_ok=True)
+        torch.save({"model": model.state_dict(), "model_config": {"fusion": "concat", "mmcosine": False, "n_classes": 6,
+                    "scaling": 10.0, "modalities": [modality]}}, run / "best.pt")
+        runs.append(str(run))
+    return runs
+
+
+def method_args(name: str, runs, batch: int):
+    args = main_CD.build_parser().parse_args(["--method", name, "--batch_size", str(batch), "--mslr_audio_scale", "0.5",
+                                              "--umt_teachers", *runs, "--ume_runs", *runs, "--opm_warmup", "0"])
+    fill_model_flags(args, None, main_CD.SOURCE.model_defaults)
+    return args
+
+
+def step_rate(name: str, runs, device, batch: int, steps: int) -> float:
+    """Training steps/s of one method."""
+    torch.manual_seed(0)
+    args = method_args(name, runs, batch)
+    model = AVClassifier(6, "concat")
+    method = build_method(args)
+    method.configure_model(model)
+    model.to(device).train()
+    optimizer = torch.optim.SGD(method.param_groups(model), lr=1e-3, momentum=0.9)
+    audio = torch.randn(batch, 1, 257, 299, device=device)
+    visual = torch.randn(batch, 3, 1, 224, 224, device=device)
+    labels = torch.arange(batch, device=device) % 6
+    if name == "pmr":  # its per-epoch prototypes, computed here from this batch
+        method.train_set = list(range(batch))
+        method.forward_batches = lambda dataset, keys: iter([(model(audio, visual), labels)])
+    method.start_epoch(1, model, optimizer)
+    precision = Precision("off", device)
+
+    def one(index):
+        method.train_step(Step(model, model, optimizer, precision, audio, visual, labels, 1, index, steps + 1))
+
+    one(0)  # warm-up
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for i in range(steps):
+        one(i + 1)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return steps / (time.perf_counter() - start)
+
+
+def method_table(device, batch: int, steps: int):
+    """Markdown rows: method, steps/s, time per step relative to joint training."""
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = unimodal_runs(Path(tmp))
+        rates = {name: step_rate(name, runs, device, batch, steps) for name in sorted(METHODS)}
+    lines = [f"| method (batch {batch}) | steps/s | step time vs joint |", "|---|---|---|"]
+    for name, value in rates.items():
+        lines.append(f"| {name} | {value:.2f} | {rates['joint'] / value:.2f}x |")
+    return lines
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=3)
+    args = parser.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    print("\n".join(method_table(device, args.batch, args.steps)))
+
+
+if __name__ == "__main__":
+    main()

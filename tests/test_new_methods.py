@@ -1,0 +1,341 @@
+"""MMPareto, PMR, AGM, InfoReg, MBSD, CML, OPM, UMT and UME: each mechanism against a direct computation."""
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from models import AVClassifier
+from utils.methods import build_method
+from utils.methods.agm import ScaleGradient, agm_coefficients, shapley_outputs
+from utils.methods.base import encoder_params
+from utils.methods.cml import cml_loss
+from utils.methods.inforeg import learning_window_k
+from utils.methods.mbsd import mbsd_loss
+from utils.methods.mmpareto import combine, min_norm_weights, pareto_weights
+from utils.methods.opm import drop_features, drop_probabilities
+from utils.methods.pmr import prototype_logits
+from utils.methods.step import Step
+from utils.precision import Precision
+
+
+def args_for(method, **kw):
+    base = dict(method=method, amp="off", random_seed=0, modulation_starts=0, modulation_ends=None, batch_size=4,
+                mmpareto_gamma=1.5, mmpareto_variant="authors", agm_alpha=1.5, inforeg_beta_audio=0.95,
+                inforeg_beta_visual=0.1, inforeg_threshold=0.05, opm_q_base=0.5, opm_lambda=0.5, opm_p_exe=1.0,
+                opm_warmup=0, pmr_alpha=2.0, pmr_momentum=0.0, pmr_fraction=0.5, cml_lambda=0.1, umt_lambda=10.0,
+                umt_teachers=None, ume_runs=None, scaling=10.0)
+    return SimpleNamespace(**{**base, **kw})
+
+
+def batch(n=4):
+    g = torch.Generator().manual_seed(3)
+    return (torch.randn(n, 1, 64, 48, generator=g), torch.randn(n, 3, 1, 32, 32, generator=g),
+            torch.tensor([0, 1, 2, 0, 1, 2][:n]))
+
+
+def model_for(method, fusion="concat", mmcosine=False, **kw):
+    torch.manual_seed(0)
+    model = AVClassifier(3, fusion, mmcosine=mmcosine)
+    m = build_method(args_for(method, **kw))
+    m.configure_model(model)
+    return model, m
+
+
+def step_of(model, lr=1.0, epoch=1):
+    audio, visual, labels = batch()
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=lr)
+    return Step(model, model, optimizer, Precision("off", torch.device("cpu")), audio, visual, labels, epoch, 0, 1)
+
+
+# ---- MMPareto
+def test_min_norm_weights_minimise_the_combined_norm():
+    g1, g2 = torch.tensor([1.0, 0.2, -0.3]), torch.tensor([-0.5, 1.0, 0.4])
+    c, rest = min_norm_weights(g1, g2)
+    grid = torch.linspace(0, 1, 100001)
+    norms = ((grid[:, None] * g1 + (1 - grid[:, None]) * g2) ** 2).sum(1)
+    assert c == pytest.approx(grid[norms.argmin()].item(), abs=1e-4) and rest == pytest.approx(1 - c)
+    assert min_norm_weights(torch.tensor([1.0, 0.0]), torch.tensor([2.0, 0.0])) == (0.999, 0.001)  # MinNormSolver ends
+
+
+def test_pareto_weights_are_equal_when_gradients_agree_and_min_norm_when_they_conflict():
+    agree = pareto_weights(torch.tensor([1.0, 1.0]), torch.tensor([1.0, 0.5]))
+    assert agree[:2] == (0.5, 0.5) and agree[2] > 0
+    g_mm, g_uni = torch.tensor([1.0, 0.0]), torch.tensor([-1.0, 3.0])
+    w_mm, w_uni, cosine = pareto_weights(g_mm, g_uni)
+    assert cosine < 0 and (w_mm, w_uni) == pytest.approx(min_norm_weights(g_mm, g_uni))
+    new = combine(g_mm, g_uni, torch.tensor([100.0, 0.0]), w_mm, w_uni, 1.5)  # shorter than g_sum: lengthened
+    assert new.norm().item() == pytest.approx(150.0)
+
+
+def test_mmpareto_step_is_the_authors_update():
+    model, method = model_for("mmpareto")
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    step = step_of(model)
+    out, logged = method.train_step(step)
+    # Directly: the per-loss gradients by separate backward passes, as MMPareto.py.
+    torch.manual_seed(0)
+    ref = AVClassifier(3, "concat")
+    ref.add_unimodal_heads()
+    ref.load_state_dict({n: before[n] for n in before}, strict=False)
+    ref.train()
+    o = ref(step.audio, step.visual)
+    losses = [F.cross_entropy(x, step.labels) for x in (o.logits, o.head_a, o.head_v)]
+    grads = {}
+    for key, loss in zip(("mm", "audio", "visual"), losses):
+        ref.zero_grad()
+        loss.backward(retain_graph=True)
+        grads[key] = {n: p.grad.clone() for n, p in ref.named_parameters() if p.grad is not None}
+    ref.zero_grad()
+    sum(losses).backward()
+    for n, p in ref.named_parameters():
+        expected = p.grad
+        modality = n.split("_")[0]
+        if n.split(".")[0] in ("audio_encoder", "visual_encoder"):
+            names = [k for k, _ in ref.named_parameters() if k.startswith(modality + "_encoder")]
+            flat = lambda key: torch.cat([grads[key][k].reshape(-1) for k in names])  # noqa: E731
+            w_mm, w_uni, cosine = pareto_weights(flat("mm"), flat(modality))
+            assert logged[f"mmpareto_cos_{modality}"] == pytest.approx(cosine, rel=1e-5)
+            new = 2 * w_mm * grads["mm"][n] + 2 * w_uni * grads[modality][n]
+            ratio = p.grad.norm() / new.norm()
+            expected = (ratio * new if ratio > 1 else new) * 1.5
+        torch.testing.assert_close(dict(model.named_parameters())[n].detach(), before[n] - expected,
+                                   rtol=1e-4, atol=1e-6, msg=n)
+
+
+def test_mmpareto_balancebenchmark_variant_triples_the_encoder_gradients():
+    model, method = model_for("mmpareto", mmpareto_variant="balancebenchmark")
+    assert model.unimodal_heads is None
+    step = step_of(model)
+    out = step.forward()
+    loss = method.loss(out, step.labels, 1)
+    expected = F.cross_entropy(out.logits, step.labels) + F.cross_entropy(out.logits_a, step.labels) + \
+        F.cross_entropy(out.logits_v, step.labels)
+    assert loss.item() == pytest.approx(expected.item())
+    loss.backward()
+    plain = {n: p.grad.clone() for n, p in model.named_parameters()}
+    method.before_step(model, out, step.labels, 1)
+    for n, p in model.named_parameters():
+        factor = 3.0 if n.split(".")[0] in ("audio_encoder", "visual_encoder") else 1.0
+        assert torch.allclose(p.grad, factor * plain[n]), n
+
+
+# ---- PMR
+def test_prototype_logits_are_negative_distances():
+    feats, protos = torch.randn(5, 8), torch.randn(3, 8)
+    direct = -torch.stack([torch.stack([(f - c).pow(2).sum().sqrt() for c in protos]) for f in feats])
+    assert torch.allclose(prototype_logits(feats, protos), direct, atol=1e-5)
+
+
+def test_pmr_boosts_the_modality_behind_on_its_prototypes_and_computes_class_means():
+    model, method = model_for("pmr")
+    audio, visual, labels = batch()
+    model.eval()
+    with torch.no_grad():
+        out = model(audio, visual)
+    method.train_set = list(range(4))
+    method.forward_batches = lambda dataset, keys: iter([(out, labels)])
+    method.compute_prototypes(1, 3)
+    for m, feats in (("audio", out.enc_a), ("visual", out.enc_v)):
+        means = torch.stack([feats[labels == k].mean(0) for k in range(3)])
+        assert torch.allclose(method.prototypes[m], means, atol=1e-6)
+    # Make audio lead: its prototypes are its own features' class means, the visual ones far away.
+    method.prototypes["visual"] = method.prototypes["visual"] + 100.0
+    loss = method.loss(out, labels, 1)
+    proto_v = prototype_logits(out.enc_v, method.prototypes["visual"])
+    expected = F.cross_entropy(out.logits, labels) + 2.0 * F.cross_entropy(proto_v, labels)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert method.logged["pmr_boosted_visual"] == 1.0 and method.logged["pmr_boosted_audio"] == 0.0
+    assert method.loss(out, labels, 72).item() == pytest.approx(F.cross_entropy(out.logits, labels).item())  # after 0..70
+
+
+# ---- AGM
+def test_agm_shapley_outputs_sum_to_the_full_output_and_coefficients_follow_the_authors():
+    full, no_v, no_a = torch.randn(3, 4), torch.randn(3, 4), torch.randn(3, 4)
+    m_a, m_v = shapley_outputs(full, no_v, no_a)
+    assert torch.allclose(m_a + m_v, full) and torch.allclose(m_a, (full - no_a + no_v) / 2)
+    # Audio's loss is now lower (relative to visual) than on average: audio is slowed, visual sped up.
+    coeff_a, coeff_v = agm_coefficients(score_a=0.5, score_v=1.5, mean_a=1.0, mean_v=1.0, alpha=1.5)
+    assert coeff_a == pytest.approx(math.exp(1.5 * (1 - math.exp(1.0))))
+    assert coeff_a < 1 < coeff_v
+
+
+def test_scale_gradient_scales_only_the_backward():
+    x = torch.randn(3, requires_grad=True)
+    y = ScaleGradient.apply(x, 0.25)
+    assert torch.equal(y, x)
+    y.sum().backward()
+    assert torch.allclose(x.grad, torch.full((3,), 0.25))
+
+
+def test_agm_step_runs_the_zeroed_passes_and_keeps_running_scores():
+    model, method = model_for("agm")
+    step = step_of(model, lr=0.0)
+    _, logged = method.train_step(step)
+    assert (logged["agm_coeff_a"], logged["agm_coeff_v"]) == pytest.approx(
+        agm_coefficients(logged["agm_score_a"], logged["agm_score_v"], 0.0, 0.0, 1.5))
+    assert method.running == {"audio": pytest.approx(logged["agm_score_a"]),
+                              "visual": pytest.approx(logged["agm_score_v"]), "steps": 1}
+    assert model.training
+
+
+# ---- InfoReg
+def test_inforeg_window_k_is_the_authors_formula():
+    traces = [0.0] * 10 + [4.0]
+    assert learning_window_k(traces) == pytest.approx(1.0)
+    traces = [0.0] * 10 + [4.0, 4.0]
+    assert learning_window_k(traces) == pytest.approx((0.8 - 0.4) / 0.8)
+
+
+def test_inforeg_holds_the_leading_encoder_towards_its_epoch_start():
+    model, method = model_for("inforeg")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    method.start_epoch(1, model, optimizer)
+    with torch.no_grad():
+        for p in encoder_params(model, "audio") + encoder_params(model, "visual"):
+            p.add_(0.01)
+    audio, visual, labels = batch()
+    out = model(audio, visual)
+    loss = method.loss(out, labels, 1)
+    assert loss.item() == pytest.approx(sum(F.cross_entropy(x, labels).item()
+                                            for x in (out.logits, out.logits_a, out.logits_v)), rel=1e-5)
+    loss.backward()
+    plain = {n: p.grad.clone() for n, p in model.named_parameters()}
+    logged = method.before_step(model, out, labels, 1)
+    s_a = out.logits_a.softmax(1).gather(1, labels[:, None]).sum().item()
+    s_v = out.logits_v.softmax(1).gather(1, labels[:, None]).sum().item()
+    held = "audio" if s_a > s_v else "visual"
+    beta = (0.95 if held == "audio" else 0.1) * math.exp(math.tanh(abs(s_a - s_v)))
+    assert logged[f"inforeg_held_{held}"] == 1.0
+    for n, p in model.named_parameters():
+        extra = beta * 0.01 if n.startswith(f"{held}_encoder") else 0.0
+        assert torch.allclose(p.grad, plain[n] + extra, atol=1e-6), n
+    trace = method.end_epoch(1, model)["inforeg_fisher_trace_audio"]
+    direct = sum((p.grad ** 2).mean().item() for p in encoder_params(model, "audio") if p.dim() in (2, 4))
+    assert trace == pytest.approx(direct, rel=1e-5) and method.traces[-1] == trace
+
+
+# ---- MBSD and CML
+def test_mbsd_loss_per_sample():
+    g = torch.Generator().manual_seed(0)
+    z, z_a, z_v = (torch.randn(5, 3, generator=g) for _ in range(3))
+    labels = torch.tensor([0, 1, 2, 0, 1])
+    total, _ = mbsd_loss(z, z_a, z_v, labels)
+    expected = F.cross_entropy(z, labels) + F.cross_entropy(z_a, labels) + F.cross_entropy(z_v, labels)
+    for i, y in enumerate(labels):
+        p_a, p_v = z_a[i].softmax(0), z_v[i].softmax(0)
+        right = p_a.argmax() == y or p_v.argmax() == y
+        w = abs(p_a[y] - p_v[y]) if right else 0.0
+        ps, pw = max(p_a[y], p_v[y]), min(p_a[y], p_v[y])
+        expected = expected + w * ((z_a[i] - z_v[i]) ** 2).mean() / 5 + w * pw * (torch.log(pw) - ps) / 5
+    assert total.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("fusion,mmcosine", [("concat", False), ("sum", False), ("concat", True)])
+def test_cml_partial_prediction_is_the_model_without_the_removed_modality(fusion, mmcosine):
+    model, method = model_for("cml", fusion=fusion, mmcosine=mmcosine)
+    audio, visual, labels = batch()
+    out = model(audio, visual)
+    method.removed = "visual"
+    partial = method.partial_logits(out)
+    zeros = torch.zeros_like(out.feat_v)
+    if mmcosine:
+        direct = model.unimodal_logits(out.feat_a, out.feat_v)[0]
+    else:
+        direct = model.fusion(out.feat_a, zeros)[2]
+    assert torch.allclose(partial, direct, atol=1e-5)
+    loss, hinge = cml_loss(out.logits, partial, labels, 0.1)
+    gap = (partial.softmax(1).max(1).values - out.logits.softmax(1).max(1).values).sum()
+    assert hinge.item() == pytest.approx(max(gap.item(), 0.0), abs=1e-6)
+    assert loss.item() == pytest.approx(((F.cross_entropy(out.logits, labels) + F.cross_entropy(partial, labels)) / 2
+                                         + 0.1 * hinge).item(), rel=1e-5)
+
+
+# ---- OPM
+def test_opm_drops_only_the_leading_modality_and_rescales():
+    assert drop_probabilities(2.0, 1.0, 0.5, 0.5) == pytest.approx((0.5 * (1 + 0.5 * math.tanh(1.0)), 0.0))
+    assert drop_probabilities(1.0, 3.0, 0.5, 0.5)[0] == 0.0
+    a, v = torch.ones(4, 2), torch.ones(4, 6)
+    keep_a, keep_v = torch.tensor([1.0, 0.0, 1.0, 0.0]), torch.ones(4)
+    da, dv = drop_features(a, v, keep_a, keep_v, 0.5, 0.0)
+    theta = 2 * 0.5 / 8
+    assert torch.allclose(da, keep_a[:, None] / (1 - theta) * a) and torch.allclose(dv, v / (1 - theta))
+
+
+def test_opm_step_trains_the_fused_head_on_the_dropped_features():
+    model, method = model_for("opm")
+    step = step_of(model, lr=0.0)
+    torch.manual_seed(4)
+    out, logged = method.train_step(step)
+    q_a, q_v = logged["opm_q_a"], logged["opm_q_v"]
+    assert logged["opm_modulated"] == 1.0 and (q_a == 0.0) != (q_v == 0.0)
+    torch.manual_seed(4)
+    torch.rand(1)
+    keep = torch.bernoulli(torch.tensor([1 - q_a, 1 - q_v]).expand(4, 2))
+    with torch.no_grad():
+        a, v = model.encode(step.audio, step.visual)  # train-mode BatchNorm: the step's own features
+    da, dv = drop_features(a, v, keep[:, 0], keep[:, 1], q_a, q_v)
+    assert torch.allclose(out.enc_a, da, atol=1e-5) and torch.allclose(out.enc_v, dv, atol=1e-5)
+    assert torch.allclose(out.logits, model.fusion(da, dv)[2], atol=1e-5)
+    assert model.feature_transform is None  # set for the step only
+
+
+def test_opm_refuses_a_nonlinear_fusion():
+    from dataset.errors import DataError
+    with pytest.raises(DataError, match="concat or sum"):
+        model_for("opm", fusion="gated")
+
+
+# ---- UMT and UME
+def unimodal_run(tmp_path, modality, fusion="concat", mmcosine=False, seed=1):
+    """A run directory holding the best.pt of a trained-looking uni-modal model."""
+    torch.manual_seed(seed)
+    model = AVClassifier(3, fusion, mmcosine=mmcosine)
+    model.keep_only(modality)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    run = tmp_path / f"{modality}-{fusion}-{mmcosine}"
+    run.mkdir()
+    torch.save({"model": model.state_dict(), "model_config": {"fusion": fusion, "mmcosine": mmcosine, "n_classes": 3,
+                "scaling": 10.0, "modalities": [modality]}}, run / "best.pt")
+    model.eval()
+    return run, model
+
+
+@pytest.mark.parametrize("fusion,mmcosine", [("concat", False), ("sum", False), ("concat", True), ("sum", True)])
+def test_ume_logits_are_the_mean_of_the_two_unimodal_models(tmp_path, fusion, mmcosine):
+    (run_a, model_a), (run_v, model_v) = unimodal_run(tmp_path, "audio", fusion, mmcosine), \
+        unimodal_run(tmp_path, "visual", fusion, mmcosine, seed=2)
+    model, method = model_for("ume", fusion=fusion, mmcosine=mmcosine, ume_runs=[str(run_a), str(run_v)])
+    model.eval()
+    audio, visual, _ = batch()
+    with torch.no_grad():
+        expected = (model_a(audio, visual).logits + model_v(audio, visual).logits) / 2
+        assert torch.allclose(model(audio, visual).logits, expected, atol=1e-5)
+
+
+def test_ume_refuses_runs_of_another_head(tmp_path):
+    from dataset.errors import DataError
+    run_a, _ = unimodal_run(tmp_path, "audio", mmcosine=True)
+    run_v, _ = unimodal_run(tmp_path, "visual", mmcosine=True)
+    with pytest.raises(DataError, match="mmcosine"):
+        model_for("ume", ume_runs=[str(run_a), str(run_v)])
+    with pytest.raises(DataError, match="not a visual_only run"):
+        model_for("ume", mmcosine=True, ume_runs=[str(run_a), str(run_a)])
+
+
+def test_umt_loss_adds_the_distance_to_the_frozen_teachers(tmp_path):
+    (run_a, teacher_a), (run_v, teacher_v) = unimodal_run(tmp_path, "audio"), unimodal_run(tmp_path, "visual", seed=2)
+    model, method = model_for("umt", umt_teachers=[str(run_a), str(run_v)], umt_lambda=10.0)
+    step = step_of(model, lr=0.0)
+    captured = {}
+    original = method.loss
+    method.loss = lambda out, labels, epoch: captured.setdefault("loss", original(out, labels, epoch))
+    out, _ = method.train_step(step)
+    with torch.no_grad():
+        t_a, t_v = teacher_a.audio_encoder(step.audio), teacher_v.visual_encoder(step.visual)
+    expected = F.cross_entropy(out.logits, step.labels) + 10.0 * (F.mse_loss(out.enc_a, t_a) + F.mse_loss(out.enc_v, t_v))
+    assert captured["loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert all(not p.requires_grad for t in method.teachers.values() for p in t.parameters())

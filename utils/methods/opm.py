@@ -1,0 +1,99 @@
+"""OPM, On-the-fly Prediction Modulation (Wei, Hu, Du, Wen, TPAMI 2024), as the authors'
+BML_TPAMI2024/code (models/Classifier.py Modality_drop, main.py) trains.
+
+Per step, the uni-modal scores s_m (sum over the batch of softmax(z_m)[true class], z_m from the
+fused head's slices on the encoder features, weights detached) give each modality a drop
+probability
+    q_m = clip(q_base * (1 + lambda * tanh(relu(s_m / s_other - 1))), 0, 1)  if s_m > s_other, else 0,
+so only the leading modality can be dropped. With probability p_exe the batch is modulated: every
+sample keeps modality m's feature with probability 1 - q_m (a Bernoulli mask), and all features are
+divided by 1 - theta, theta = sum_m d_m q_m / sum_m d_m (d_m the feature widths). Samples that lost
+every modality leave the loss (with two modalities and one q_m > 0 that cannot happen). The loss is
+CE of the fused head on the modulated features. The first --opm_warmup epochs (the authors': their
+epochs 0..5, our 1..6) train without dropping.
+
+The masks are drawn for the global batch and each process takes its rows, so torchrun draws what
+one process draws. The fused head must be linear in the features: --fusion_method concat or sum.
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+
+from dataset.errors import DataError
+
+from .. import distributed
+from ..flag_types import NONNEGATIVE, NONNEGATIVE_INT, PROBABILITY
+from .base import Method
+from .scores import local_rows, true_class_scores
+
+def drop_probabilities(score_a: float, score_v: float, q_base: float, lam: float):
+    """(q_a, q_v) from the modalities' scores."""
+    def q(mine, other):
+        ratio = math.tanh(max(mine / other - 1, 0.0)) if other > 0 else 1.0
+        return min(max(q_base * (1 + lam * ratio), 0.0), 1.0) if ratio > 0 else 0.0
+    return q(score_a, score_v), q(score_v, score_a)
+
+
+def drop_features(enc_a, enc_v, keep_a, keep_v, q_a: float, q_v: float):
+    """Masked and rescaled features: f_m * keep_m / (1 - theta)."""
+    d_a, d_v = enc_a.shape[1], enc_v.shape[1]
+    theta = (d_a * q_a + d_v * q_v) / (d_a + d_v)
+    return enc_a * keep_a[:, None] / (1 - theta), enc_v * keep_v[:, None] / (1 - theta)
+
+
+class OPM(Method):
+    name = "opm"
+
+    @classmethod
+    def add_args(cls, group):
+        group.add_argument("--opm_q_base", type=PROBABILITY, default=0.5,
+                           help="OPM: base drop probability of the leading modality (the authors' train_opm.sh: 0.5)")
+        group.add_argument("--opm_lambda", type=NONNEGATIVE, default=0.5,
+                           help="OPM: how much the score ratio raises the drop probability (train_opm.sh: 0.5)")
+        group.add_argument("--opm_p_exe", type=PROBABILITY, default=0.7,
+                           help="OPM: probability that a batch is modulated at all (train_opm.sh: 0.7)")
+        group.add_argument("--opm_warmup", type=NONNEGATIVE_INT, default=6,
+                           help="OPM: first epochs trained without dropping (the authors': their 0-based epochs 0..5)")
+
+    def __init__(self, args):
+        super().__init__(args)
+        self.keep = None
+        self.logged = {}
+
+    def configure_model(self, model):
+        if model.fusion_name not in ("concat", "sum"):
+            raise DataError(f"--method opm drops encoder features before a linear fused head: use --fusion_method "
+                            f"concat or sum (not {model.fusion_name})")
+
+    def train_step(self, step):
+        self.keep, self.logged = None, {"opm_q_a": 0.0, "opm_q_v": 0.0, "opm_modulated": 0.0}
+        if step.epoch > self.args.opm_warmup:
+            step.raw_model.feature_transform = lambda a, v: self.modulate(step.raw_model, a, v, step.labels)
+        try:
+            return super().train_step(step)
+        finally:
+            step.raw_model.feature_transform = None
+
+    def modulate(self, model, enc_a, enc_v, labels):
+        with torch.no_grad():
+            logits_a, logits_v = model.unimodal_logits(enc_a.detach(), enc_v.detach())
+        score_a, score_v = true_class_scores(labels, logits_a, logits_v)
+        q_a, q_v = drop_probabilities(score_a, score_v, self.args.opm_q_base, self.args.opm_lambda)
+        # Drawn alike on every process (same generator state), for the global batch.
+        executed = torch.rand(1).item() >= 1 - self.args.opm_p_exe
+        self.logged = {"opm_q_a": q_a, "opm_q_v": q_v, "opm_modulated": float(executed)}
+        if not executed:
+            return enc_a, enc_v
+        keep = torch.bernoulli(torch.tensor([1 - q_a, 1 - q_v]).expand(len(labels) * distributed.world_size(), 2))
+        keep = local_rows(keep).to(enc_a.device, enc_a.dtype)
+        self.keep = keep.sum(1) > 0
+        return drop_features(enc_a, enc_v, keep[:, 0], keep[:, 1], q_a, q_v)
+
+    def loss(self, out, labels, epoch):
+        if self.keep is None or bool(self.keep.all()):
+            return super().loss(out, labels, epoch)
+        return F.cross_entropy(out.logits.float()[self.keep], labels[self.keep])
+
+    def before_step(self, model, out, labels, epoch):
+        return self.logged

@@ -1,0 +1,111 @@
+"""PMR, Prototypical Modal Rebalance (Fan et al., CVPR 2023), as the authors'
+Modal-Imbalance-PMR/main_Prototype_grad.py trains.
+
+Before each epoch the class prototypes c_k^m (the mean encoder feature of class k) are computed in
+eval mode over the first tenth of a shuffled pass of the training set, as augmented for training;
+from the third computation on they are an EMA with the previous ones,
+c <- (1 - mu) c_new + mu c_old (--pmr_momentum; the authors' CREMA-D scripts use 0). Per step,
+
+    h_m,k = -||f_m - c_k^m||_2                (prototype logits)
+    s_m   = sum over the batch of softmax(h_m)[true class]
+    loss  = CE(z) + alpha * CE(h_v)  if s_a > s_v;   CE(z) + alpha * CE(h_a)  if s_a < s_v;   CE(z) on a tie
+
+so only the modality behind on its prototypes gets the prototype cross-entropy, in the 0-based epochs
+--modulation_starts .. --modulation_ends (the scripts: 0..70). The paper's prototypical entropy
+regularisation of the leading modality is not in the authors' public code, and not here.
+"""
+import random
+
+import torch
+import torch.nn.functional as F
+
+from .. import distributed
+from ..flag_types import FRACTION, NONNEGATIVE
+from ..seed import epoch_seed, sample_seed
+from .base import Method
+from .scores import true_class_scores
+
+MOMENTUM = __import__("utils.flag_types", fromlist=["Bounded"]).Bounded(float, low=0, high=1, high_open=True)
+
+
+def prototype_logits(features: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
+    """-(Euclidean distance) of each feature to each class prototype: (B, C)."""
+    return -torch.cdist(features.float(), prototypes.float().to(features.device))
+
+
+class PMR(Method):
+    name = "pmr"
+    single_process_only = "its prototype pass over the training set is not yet checked against one process"
+    default_window_end = 70  # the authors' CREMA-D scripts: --modulation_ends 70
+
+    @classmethod
+    def add_args(cls, group):
+        group.add_argument("--pmr_alpha", type=NONNEGATIVE, default=2.0,
+                           help="PMR: weight of the prototype cross-entropy (the authors' CREMA-D concat script: 2.0)")
+        group.add_argument("--pmr_momentum", type=MOMENTUM, default=0.0,
+                           help="PMR: EMA momentum of the prototypes (the authors' CREMA-D scripts: 0)")
+        group.add_argument("--pmr_fraction", type=FRACTION, default=0.1,
+                           help="PMR: share of the training batches the prototypes are computed on (authors': a tenth)")
+
+    def __init__(self, args):
+        super().__init__(args)
+        self.prototypes = None  # {"audio": (C, D), "visual": (C, D)}
+        self.computed = 0
+        self.logged = {}
+
+    def split_train(self, train, seed, val=None):
+        self.train_set = train
+        return train, None
+
+    def compute_prototypes(self, epoch: int, n_classes: int):
+        """Class means of the encoder features over the first --pmr_fraction of a shuffled, augmented pass."""
+        n = len(self.train_set)
+        order = list(range(n))
+        random.Random(epoch_seed(self.args.random_seed, -epoch)).shuffle(order)
+        batches = n // self.args.batch_size + (n % self.args.batch_size > 0)
+        used = order[:max(int(batches * self.args.pmr_fraction), 1) * self.args.batch_size]
+        keys = [(i, sample_seed(self.args.random_seed, -epoch, i)) for i in used]
+        sums, counts = None, None
+        for out, labels in self.forward_batches(self.train_set, keys):
+            feats = torch.stack([out.enc_a.float(), out.enc_v.float()])  # (2, B, D)
+            if sums is None:
+                sums = feats.new_zeros(2, n_classes, feats.shape[2])
+                counts = feats.new_zeros(n_classes)
+            sums.index_add_(1, labels, feats)
+            counts += torch.bincount(labels, minlength=n_classes).float()
+        packed = distributed.all_reduce_sum(torch.cat([sums.flatten(), counts]))
+        sums, counts = packed[:sums.numel()].view_as(sums), packed[sums.numel():]
+        fresh = sums / counts.clamp(min=1)[None, :, None]  # a class absent from the pass keeps a zero prototype
+        if self.prototypes is not None and self.computed >= 2:
+            mu = self.args.pmr_momentum
+            fresh = (1 - mu) * fresh + mu * torch.stack([self.prototypes["audio"], self.prototypes["visual"]])
+        self.prototypes = {"audio": fresh[0], "visual": fresh[1]}
+        self.computed += 1
+
+    def start_epoch(self, epoch, model, optimizer):
+        self.compute_prototypes(epoch, model.n_classes)
+        return {}
+
+    def loss(self, out, labels, epoch):
+        base = F.cross_entropy(out.logits.float(), labels)
+        proto_a = prototype_logits(out.enc_a, self.prototypes["audio"])
+        proto_v = prototype_logits(out.enc_v, self.prototypes["visual"])
+        score_a, score_v = true_class_scores(labels, proto_a, proto_v)
+        behind = None
+        if self.active(epoch) and score_a != score_v:
+            behind = "visual" if score_a > score_v else "audio"
+        self.logged = {"pmr_boosted_audio": float(behind == "audio"), "pmr_boosted_visual": float(behind == "visual"),
+                       "pmr_score_ratio_a": score_a / max(score_v, 1e-12)}
+        if behind is None:
+            return base
+        return base + self.args.pmr_alpha * F.cross_entropy(proto_a if behind == "audio" else proto_v, labels)
+
+    def before_step(self, model, out, labels, epoch):
+        return self.logged
+
+    def state_dict(self):
+        protos = None if self.prototypes is None else {k: v.cpu() for k, v in self.prototypes.items()}
+        return {"prototypes": protos, "computed": self.computed}
+
+    def load_state_dict(self, state):
+        self.prototypes, self.computed = state.get("prototypes"), state.get("computed", 0)

@@ -6,6 +6,7 @@ timed is the method's own train_step (its extra forward / backward passes includ
     python scripts/benchmark_methods.py --batch 8 --steps 3      # also run by scripts/benchmark.py
 """
 import argparse
+import statistics
 import sys
 import tempfile
 import time
@@ -44,8 +45,8 @@ def method_args(name: str, runs, batch: int):
     return args
 
 
-def step_rate(name: str, runs, device, batch: int, steps: int) -> float:
-    """Training steps/s of one method."""
+def stepper(name: str, runs, device, batch: int):
+    """A function that runs one training step of the method on a fixed batch of CREMA-D's shapes."""
     torch.manual_seed(0)
     args = method_args(name, runs, batch)
     model = AVClassifier(6, "concat")
@@ -58,32 +59,43 @@ def step_rate(name: str, runs, device, batch: int, steps: int) -> float:
     labels = torch.arange(batch, device=device) % 6
     if name == "pmr":  # its per-epoch prototypes, computed here from this batch
         method.train_set = list(range(batch))
-        method.forward_batches = lambda dataset, keys: iter([(model(audio, visual), labels)])
+        with torch.no_grad():
+            seen = model(audio, visual)
+        method.forward_batches = lambda dataset, keys: iter([(seen, labels)])
     method.start_epoch(1, model, optimizer)
     precision = Precision("off", device)
+    count = [0]
 
-    def one(index):
-        method.train_step(Step(model, model, optimizer, precision, audio, visual, labels, 1, index, steps + 1))
+    def one():
+        method.train_step(Step(model, model, optimizer, precision, audio, visual, labels, 1, count[0], 1000))
+        count[0] += 1
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    return one
 
-    one(0)  # warm-up
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+
+def seconds(fn) -> float:
     start = time.perf_counter()
-    for i in range(steps):
-        one(i + 1)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return steps / (time.perf_counter() - start)
+    fn()
+    return time.perf_counter() - start
 
 
 def method_table(device, batch: int, steps: int):
-    """Markdown rows: method, steps/s, time per step relative to joint training."""
+    """Markdown rows: method, seconds per step, and its time over joint training's. Each method's steps
+    alternate with joint steps and the ratio is the median of the pairs, so load that drifts during the
+    run (other work on the machine) affects both sides alike."""
     with tempfile.TemporaryDirectory() as tmp:
         runs = unimodal_runs(Path(tmp))
-        rates = {name: step_rate(name, runs, device, batch, steps) for name in sorted(METHODS)}
-    lines = [f"| method (batch {batch}) | steps/s | step time vs joint |", "|---|---|---|"]
-    for name, value in rates.items():
-        lines.append(f"| {name} | {value:.2f} | {rates['joint'] / value:.2f}x |")
+        joint = stepper("joint", runs, device, batch)
+        joint()  # warm-up
+        rows = {}
+        for name in sorted(METHODS):
+            step = stepper(name, runs, device, batch)
+            step()  # warm-up
+            pairs = [(seconds(step), seconds(joint)) for _ in range(steps)]
+            rows[name] = (statistics.median(m for m, _ in pairs), statistics.median(m / j for m, j in pairs))
+    lines = [f"| method (batch {batch}) | s / step | step time vs joint |", "|---|---|---|"]
+    lines += [f"| {name} | {sec:.2f} | {ratio:.2f}x |" for name, (sec, ratio) in rows.items()]
     return lines
 
 

@@ -61,16 +61,32 @@ def test_torchrun_run_matches_single_process(tmp_path, demo_root):
     assert single.stdout.strip().splitlines()[-1] == double.stdout.strip().splitlines()[-1]
 
 
-@pytest.mark.parametrize("method", ["mmpareto", "agm", "inforeg", "opm", "mbsd"])
-def test_two_processes_train_a_method_as_one(tmp_path, method):
+TORCHRUN_METHODS = ["mmpareto", "agm", "inforeg", "opm", "mbsd"]
+
+
+def test_two_processes_train_the_methods_as_one(tmp_path):
     """Methods that run under torchrun (the others refuse it) update the weights as one process does."""
     script = str(ROOT / "tests" / "helpers" / "ddp_method_step.py")
-    launch([sys.executable, script, str(tmp_path / "one.pt"), method])
-    launch([*TORCHRUN, script, str(tmp_path / "two.pt"), method])
-    one, two = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")
-    for mine, theirs in zip(one["logged"], two["logged"]):
-        assert theirs == pytest.approx(mine, rel=1e-6)
-    for name, ref in one["params"].items():
-        # atol 1e-8: the methods' batch scores are float32 sums (as in training), which round differently
-        # over 8 samples than over 4 + 4 (OPM's drop probabilities move by ~3e-8, its weights by ~4e-9).
-        assert torch.allclose(two["params"][name], ref, rtol=1e-6, atol=1e-8), name
+    launch([sys.executable, script, str(tmp_path / "one.pt"), *TORCHRUN_METHODS])
+    launch([*TORCHRUN, script, str(tmp_path / "two.pt"), *TORCHRUN_METHODS])
+    one_all, two_all = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")
+    for method in TORCHRUN_METHODS:
+        one, two = one_all[method], two_all[method]
+        for mine, theirs in zip(one["logged"], two["logged"]):
+            assert theirs == pytest.approx(mine, rel=1e-6), method
+        for name, ref in one["params"].items():
+            # atol 1e-8: the methods' batch scores are float32 sums (as in training), which round differently
+            # over 8 samples than over 4 + 4 (OPM's drop probabilities move by ~3e-8, its weights by ~4e-9).
+            assert torch.allclose(two["params"][name], ref, rtol=1e-6, atol=1e-8), (method, name)
+
+
+def test_methods_not_checked_under_torchrun_refuse_it(monkeypatch):
+    from utils.methods import METHODS, build_method
+    from utils import distributed
+    from dataset.errors import DataError
+    from types import SimpleNamespace
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    for name in ("pmr", "cml", "umt", "ume"):
+        with pytest.raises(DataError, match="without torchrun"):
+            build_method(SimpleNamespace(method=name, amp="off"))
+    assert all(METHODS[name].single_process_only is None for name in TORCHRUN_METHODS)

@@ -36,6 +36,7 @@ class Method:
         self.args = args
         self.measure = None        # set by the runner: dataset -> statistics (see start_epoch)
         self.forward_batches = None  # set by the runner: (dataset, indices) -> (output, labels) per batch, no grad
+        self.logged = {}  # numbers the step's loss computed, for the epoch's log (returned by before_step)
         if self.single_process_only and distributed.world_size() > 1:
             raise DataError(f"--method {self.name} runs in one process only ({self.single_process_only}): "
                             "launch it without torchrun")
@@ -90,8 +91,9 @@ class Method:
 
     def before_step(self, model, out, labels: torch.Tensor, epoch: int) -> Dict[str, float]:
         """Called after backward (gradients unscaled) and before the optimizer step; may change
-        gradients. Returns numbers to average into the epoch's log (e.g. modulation coefficients)."""
-        return {}
+        gradients. Returns numbers to average into the epoch's log (e.g. modulation coefficients); by
+        default what `loss` left in self.logged."""
+        return self.logged
 
     def state_dict(self) -> Dict:
         return {}

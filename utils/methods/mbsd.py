@@ -39,10 +39,6 @@ class MBSD(Method):
     name = "mbsd"
     default_window_end = 80  # BalanceBenchmark's trainer_config
 
-    def __init__(self, args):
-        super().__init__(args)
-        self.logged = {}
-
     def loss(self, out, labels, epoch):
         if not self.active(epoch):
             self.logged = {"mbsd_weight": 0.0}
@@ -50,6 +46,3 @@ class MBSD(Method):
         total, weight = mbsd_loss(out.logits, out.logits_a, out.logits_v, labels)
         self.logged = {"mbsd_weight": global_mean(weight)}
         return total
-
-    def before_step(self, model, out, labels, epoch):
-        return self.logged

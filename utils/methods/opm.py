@@ -59,7 +59,6 @@ class OPM(Method):
     def __init__(self, args):
         super().__init__(args)
         self.keep = None
-        self.logged = {}
 
     def configure_model(self, model):
         if model.fusion_name not in ("concat", "sum"):
@@ -94,6 +93,3 @@ class OPM(Method):
         if self.keep is None or bool(self.keep.all()):
             return super().loss(out, labels, epoch)
         return F.cross_entropy(out.logits.float()[self.keep], labels[self.keep])
-
-    def before_step(self, model, out, labels, epoch):
-        return self.logged

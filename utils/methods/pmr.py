@@ -51,7 +51,6 @@ class PMR(Method):
         super().__init__(args)
         self.prototypes = None  # {"audio": (C, D), "visual": (C, D)}
         self.computed = 0
-        self.logged = {}
 
     def split_train(self, train, seed, val=None):
         self.train_set = train
@@ -99,9 +98,6 @@ class PMR(Method):
         if behind is None:
             return base
         return base + self.args.pmr_alpha * F.cross_entropy(proto_a if behind == "audio" else proto_v, labels)
-
-    def before_step(self, model, out, labels, epoch):
-        return self.logged
 
     def state_dict(self):
         protos = None if self.prototypes is None else {k: v.cpu() for k, v in self.prototypes.items()}

@@ -58,7 +58,7 @@ class UMT(Method):
         if not args.umt_teachers:
             raise DataError("--method umt needs --umt_teachers AUDIO_RUN VISUAL_RUN: an audio_only and a visual_only "
                             "run (train them first with --method audio_only / visual_only)")
-        self.teachers, self.targets, self.logged = {}, None, {}
+        self.teachers, self.targets = {}, None
 
     def configure_model(self, model):
         for run, m in zip(self.args.umt_teachers, MODALITIES):
@@ -80,9 +80,6 @@ class UMT(Method):
         distill = [F.mse_loss(f.float(), t.float()) for f, t in zip((out.enc_a, out.enc_v), self.targets)]
         self.logged = {"umt_distill_a": distill[0].item(), "umt_distill_v": distill[1].item()}
         return loss + self.args.umt_lambda * sum(distill)
-
-    def before_step(self, model, out, labels, epoch):
-        return self.logged
 
 
 def average_heads(model, audio_model_state: dict, visual_model_state: dict) -> None:

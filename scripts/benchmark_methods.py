@@ -67,7 +67,7 @@ def stepper(name: str, runs, device, batch: int):
     count = [0]
 
     def one():
-        method.train_step(Step(model, model, optimizer, precision, audio, visual, labels, 1, count[0], 1000))
+        method.train_step(Step(model, model, optimizer, precision, audio, visual, labels, 1, count[0]))
         count[0] += 1
         if device.type == "cuda":
             torch.cuda.synchronize()

@@ -46,7 +46,7 @@ def model_for(method, fusion="concat", mmcosine=False, **kw):
 def step_of(model, lr=1.0, epoch=1):
     audio, visual, labels = batch()
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=lr)
-    return Step(model, model, optimizer, Precision("off", torch.device("cpu")), audio, visual, labels, epoch, 0, 1)
+    return Step(model, model, optimizer, Precision("off", torch.device("cpu")), audio, visual, labels, epoch, 0)
 
 
 # ---- MMPareto

@@ -58,7 +58,7 @@ def check_flags(args) -> None:
     """Checks that involve more than one flag, or the machine, made right after parsing."""
     if args.modulation_ends is not None and args.modulation_ends < args.modulation_starts:
         raise DataError(f"--modulation_ends {args.modulation_ends} is before --modulation_starts "
-                        f"{args.modulation_starts}: OGM would never modulate. Give an end >= the start")
+                        f"{args.modulation_starts}: the method would never act. Give an end >= the start")
     check_device(args.device, args.gpu_ids)
 
 

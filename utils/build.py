@@ -38,10 +38,11 @@ def fill_model_flags(args, ckpt: Optional[dict], dataset_defaults: Optional[dict
             setattr(args, flag, saved.get(flag, default))
 
 
-def model_config(args, classes, modalities=("audio", "visual"), mid_fusion=None, unimodal_heads=False) -> dict:
+def model_config(args, classes, model) -> dict:
+    """What a checkpoint records of the model: the flags' head and the architecture a method gave it."""
     return {"n_classes": len(classes), "classes": list(classes), "fusion": args.fusion_method,
-            "mmcosine": bool(args.mmcosine), "scaling": float(args.scaling), "modalities": list(modalities),
-            "mid_fusion": mid_fusion, "unimodal_heads": bool(unimodal_heads)}
+            "mmcosine": bool(args.mmcosine), "scaling": float(args.scaling), "modalities": list(model.modalities),
+            "mid_fusion": model.mid_fusion_name, "unimodal_heads": model.unimodal_heads is not None}
 
 
 def match_checkpoint_architecture(model, ckpt_config: dict) -> None:

@@ -36,7 +36,7 @@ def train_one_epoch(model, loader, optimizer, precision, device, epoch: int, met
     bar = tqdm(loader, desc=f"train {epoch}", leave=False, dynamic_ncols=True, disable=not show_progress)
     for index, batch in enumerate(bar):
         audio, visual, labels = to_device(batch, device, channels_last)
-        step = Step(model, raw_model, optimizer, precision, audio, visual, labels, epoch, index, len(loader))
+        step = Step(model, raw_model, optimizer, precision, audio, visual, labels, epoch, index)
         out, extras = method.train_step(step)
         meter.update(out, labels, extras)
         if step.loss_value is not None:

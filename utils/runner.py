@@ -137,9 +137,7 @@ def evaluate_checkpoint(args, source: DataSource, dist_device=None, typed=frozen
     classes = data.classes or ckpt["model_config"]["classes"]  # verification test sets carry no classes
     model = source.make_model(args, len(classes))
     match_checkpoint_architecture(model, ckpt["model_config"])
-    check_compatible(model_config(args, classes, model.modalities, model.mid_fusion_name,
-                                   model.unimodal_heads is not None), ckpt["model_config"],
-                     args.ckpt_path)
+    check_compatible(model_config(args, classes, model), ckpt["model_config"], args.ckpt_path)
     load_model_state(model, ckpt["model"], args.ckpt_path)
     device = resolve_device(args, dist_device)
     model, _, eval_model = prepare_model(model, device, args.channels_last, args.compile, args.compile_mode,
@@ -196,7 +194,7 @@ def train(args, source: DataSource, dist_device=None) -> dict:
     model = source.make_model(args, len(data.classes))
     method.configure_model(model)
     data.train, holdout = method.split_train(data.train, args.random_seed, data.val)
-    config = model_config(args, data.classes, model.modalities, model.mid_fusion_name, model.unimodal_heads is not None)
+    config = model_config(args, data.classes, model)
     for path, encoder, prefix in ((args.audio_pretrain, model.audio_encoder, "audio_encoder."),
                                   (args.visual_pretrain, model.visual_encoder, "visual_encoder.")):
         if path is not None and resume_state is None:

@@ -41,7 +41,7 @@ def two_steps(method_name):
     for index in range(2):
         train_model.train()
         step = Step(train_model, raw, optimizer, Precision("off", device), audio[mine], visual[mine], labels[mine], 1,
-                    index, 2)
+                    index)
         logged.append(method.train_step(step)[1])
     logged.append(method.end_epoch(1, raw))
     return {"params": {k: p.detach().clone() for k, p in raw.named_parameters()}, "logged": logged}

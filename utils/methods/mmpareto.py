@@ -54,7 +54,10 @@ def combine(g_mm, g_uni, g_sum, w_mm: float, w_uni: float, gamma: float) -> torc
 
 class MMPareto(Method):
     name = "mmpareto"
-    owns_backward = True
+
+    @property
+    def owns_backward(self):  # only the authors' variant takes several backward passes
+        return self.args.mmpareto_variant == "authors"
 
     @classmethod
     def add_args(cls, group):

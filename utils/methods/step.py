@@ -21,7 +21,6 @@ class Step:
     labels: torch.Tensor
     epoch: int                   # 1-based
     index: int                   # 0-based step within the epoch
-    steps: int                   # steps in the epoch
     loss_value: Optional[float] = None
 
     def forward(self, audio=None, visual=None, raw: bool = False):

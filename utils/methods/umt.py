@@ -84,22 +84,23 @@ class UMT(Method):
 
 def average_heads(model, audio_model_state: dict, visual_model_state: dict) -> None:
     """Set the fused head so that its logits are the mean of the two uni-modal models' logits. A uni-modal
-    model scores W_m f_m plus its whole bias (the other modality's features are zeros)."""
-    def tensor(state, name):
-        return state[f"fusion.{name}"]
+    model scores W_m f_m plus its whole bias (the other modality's features are zeros). Under MMCosine the
+    logits are scale-free in W and carry no bias: the weights stay, the scale is halved (by the caller)."""
+    factor = 1.0 if model.mmcosine else 0.5
+    states = {"a": audio_model_state, "v": visual_model_state}
     with torch.no_grad():
         if model.fusion_name == "sum":
-            for m, state in zip(("a", "v"), (audio_model_state, visual_model_state)):
+            for m, state in states.items():
                 layer = getattr(model.fusion, f"fc_{m}")
-                layer.weight.copy_(tensor(state, f"fc_{m}.weight") / 2)
-                layer.bias.copy_((tensor(state, "fc_a.bias") + tensor(state, "fc_v.bias")) / 2)
+                layer.weight.copy_(state[f"fusion.fc_{m}.weight"] * factor)
+                if not model.mmcosine:
+                    layer.bias.copy_((state["fusion.fc_a.bias"] + state["fusion.fc_v.bias"]) / 2)
         else:
             d = model.fusion.feat_dim
-            weight = torch.cat([tensor(audio_model_state, "fc_out.weight")[:, :d],
-                                tensor(visual_model_state, "fc_out.weight")[:, d:]], dim=1)
-            model.fusion.fc_out.weight.copy_(weight / 2)
-            model.fusion.fc_out.bias.copy_((tensor(audio_model_state, "fc_out.bias")
-                                            + tensor(visual_model_state, "fc_out.bias")) / 2)
+            weight = torch.cat([states["a"]["fusion.fc_out.weight"][:, :d], states["v"]["fusion.fc_out.weight"][:, d:]], 1)
+            model.fusion.fc_out.weight.copy_(weight * factor)
+            if not model.mmcosine:
+                model.fusion.fc_out.bias.copy_((states["a"]["fusion.fc_out.bias"] + states["v"]["fusion.fc_out.bias"]) / 2)
 
 
 class UME(Method):
@@ -116,7 +117,8 @@ class UME(Method):
         if model.fusion_name not in ("concat", "sum"):
             raise DataError(f"--method ume averages two linear heads: use --fusion_method concat or sum "
                             f"(not {model.fusion_name})")
-        ckpts = [unimodal_checkpoint(run, m, "--ume_runs", model, same_head=True) for run, m in zip(self.args.ume_runs, MODALITIES)]
+        ckpts = [unimodal_checkpoint(run, m, "--ume_runs", model, same_head=True)
+                 for run, m in zip(self.args.ume_runs, MODALITIES)]
         for ckpt, m in zip(ckpts, MODALITIES):
             getattr(model, f"{m}_encoder").load_state_dict(encoder_state(ckpt, m))
         if model.mmcosine:
@@ -126,16 +128,7 @@ class UME(Method):
                 raise DataError(f"--ume_runs: the two runs use different --scaling ({sorted(scales)}); give runs "
                                 "with one scale")
             model.scaling = self.args.scaling = scales.pop() / 2
-            d = model.fusion.feat_dim if model.fusion_name != "sum" else None
-            with torch.no_grad():
-                if d is None:
-                    model.fusion.fc_a.weight.copy_(ckpts[0]["model"]["fusion.fc_a.weight"])
-                    model.fusion.fc_v.weight.copy_(ckpts[1]["model"]["fusion.fc_v.weight"])
-                else:
-                    model.fusion.fc_out.weight.copy_(torch.cat([ckpts[0]["model"]["fusion.fc_out.weight"][:, :d],
-                                                                ckpts[1]["model"]["fusion.fc_out.weight"][:, d:]], 1))
-        else:
-            average_heads(model, ckpts[0]["model"], ckpts[1]["model"])
+        average_heads(model, ckpts[0]["model"], ckpts[1]["model"])
 
     def train_step(self, step):
         """Nothing trains: the ensemble's statistics on the training batch, in eval mode."""

@@ -7,6 +7,7 @@ from torch import nn
 
 from .encoders import AudioEncoder, VisualEncoder
 from .fusion import FUSIONS
+from .heads import SharedClassifier, build_combiner
 from .mmcosine import cosine_logits
 from .mmtm import MMTMBridge
 
@@ -44,17 +45,33 @@ class AVClassifier(nn.Module):
         self.audio_encoder = audio_encoder if audio_encoder is not None else AudioEncoder()
         self.visual_encoder = visual_encoder if visual_encoder is not None else VisualEncoder()
         self.fusion = FUSIONS[fusion](n_classes)
+        self._freeze_cosine_biases()
+        self.modalities = ("audio", "visual")
+        self.mid_fusion_name: Optional[str] = None
+        self.mid_fusion: Optional[nn.Module] = None
+        self.unimodal_heads: Optional[nn.ModuleDict] = None
+        self.head_spec: Optional[dict] = None     # a method's head (models/heads.py), kept in checkpoints
+        self.combiner: Optional[nn.Module] = None
+        # Set by a method for training steps: (enc_a, enc_v) -> (enc_a, enc_v) between encoders and fusion (OPM).
+        self.feature_transform = None
+
+    def _freeze_cosine_biases(self) -> None:
         if self.mmcosine:
             # MMCosine has no bias. As in the release, the layer keeps one at its initial value (it never
             # gets a gradient); frozen, it stays out of the optimizer and of DDP's gradient reduction.
             for bias in self.fusion.classifier_layer_biases():
                 bias.requires_grad_(False)
-        self.modalities = ("audio", "visual")
-        self.mid_fusion_name: Optional[str] = None
-        self.mid_fusion: Optional[nn.Module] = None
-        self.unimodal_heads: Optional[nn.ModuleDict] = None
-        # Set by a method for training steps: (enc_a, enc_v) -> (enc_a, enc_v) between encoders and fusion (OPM).
-        self.feature_transform = None
+
+    def set_head(self, spec: dict) -> None:
+        """A method's head (models/heads.py): "shared" puts one classifier for both modalities' features in
+        place of the fusion module, "combine" decides how the two modalities' logits make the fused ones."""
+        self.head_spec = spec
+        if spec.get("shared") is not None:
+            dim = self.fusion.classifier_weights()[0].shape[1]
+            self.fusion = SharedClassifier(self.n_classes, dim, **spec["shared"])
+            self._freeze_cosine_biases()
+        if spec.get("combine") is not None:
+            self.combiner = build_combiner(self.n_classes, spec["combine"])
 
     def add_mid_fusion(self, name: str) -> None:
         """Insert cross-modal modules between the encoders' stages (e.g. MMTM for Greedy)."""
@@ -105,9 +122,16 @@ class AVClassifier(nn.Module):
         enc_a, enc_v = self.encode(audio, visual)
         if self.feature_transform is not None and self.training:
             enc_a, enc_v = self.feature_transform(enc_a, enc_v)
+        return self.head(enc_a, enc_v)
+
+    def head(self, enc_a: torch.Tensor, enc_v: torch.Tensor) -> AVOutput:
+        """Everything after the encoders: fusion, uni-modal and fused logits (and the extra heads), from the
+        encoders' features, e.g. with one of them zeroed or detached."""
         feat_a, feat_v, fused = self.fusion(enc_a, enc_v)
         logits_a, logits_v = self.unimodal_logits(feat_a, feat_v)
         logits = logits_a + logits_v if self.mmcosine else fused
+        if self.combiner is not None:
+            logits_a, logits_v, logits = self.combiner(logits_a, logits_v, logits)
         heads = (self.unimodal_heads["audio"](enc_a), self.unimodal_heads["visual"](enc_v)) \
             if self.unimodal_heads is not None else (None, None)
         return AVOutput(feat_a, feat_v, logits_a, logits_v, logits, fused, enc_a, enc_v, *heads)

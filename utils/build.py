@@ -42,11 +42,12 @@ def model_config(args, classes, model) -> dict:
     """What a checkpoint records of the model: the flags' head and the architecture a method gave it."""
     return {"n_classes": len(classes), "classes": list(classes), "fusion": args.fusion_method,
             "mmcosine": bool(args.mmcosine), "scaling": float(args.scaling), "modalities": list(model.modalities),
-            "mid_fusion": model.mid_fusion_name, "unimodal_heads": model.unimodal_heads is not None}
+            "mid_fusion": model.mid_fusion_name, "unimodal_heads": model.unimodal_heads is not None,
+            "head": model.head_spec}
 
 
 def match_checkpoint_architecture(model, ckpt_config: dict) -> None:
-    """Give a freshly built model the uni-modal restriction or mid-level fusion its checkpoint had."""
+    """Give a freshly built model the uni-modal restriction, mid-level fusion and method head its checkpoint had."""
     modalities = ckpt_config.get("modalities", ["audio", "visual"])
     if len(modalities) == 1:  # a uni-modal baseline's checkpoint
         model.keep_only(modalities[0])
@@ -54,6 +55,8 @@ def match_checkpoint_architecture(model, ckpt_config: dict) -> None:
         model.add_mid_fusion(ckpt_config["mid_fusion"])
     if ckpt_config.get("unimodal_heads"):
         model.add_unimodal_heads()
+    if ckpt_config.get("head"):
+        model.set_head(ckpt_config["head"])
 
 
 def build_model(args, n_classes: int, audio_encoder=None, visual_encoder=None) -> AVClassifier:

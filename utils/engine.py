@@ -35,8 +35,9 @@ def train_one_epoch(model, loader, optimizer, precision, device, epoch: int, met
     meter = EpochMeter()
     bar = tqdm(loader, desc=f"train {epoch}", leave=False, dynamic_ncols=True, disable=not show_progress)
     for index, batch in enumerate(bar):
-        audio, visual, labels = to_device(batch, device, channels_last)
-        step = Step(model, raw_model, optimizer, precision, audio, visual, labels, epoch, index)
+        audio, visual, labels = to_device(batch[:3], device, channels_last)
+        flags = batch[3].to(device) if len(batch) > 3 else None  # a resampling method's per-sample flags
+        step = Step(model, raw_model, optimizer, precision, audio, visual, labels, epoch, index, len(loader), flags)
         out, extras = method.train_step(step)
         meter.update(out, labels, extras)
         if step.loss_value is not None:

@@ -202,6 +202,11 @@ def train(args, source: DataSource, dist_device=None) -> dict:
     if resume_state is not None:
         check_compatible(config, resume_state["model_config"], Path(args.resume) / "last.pt")
         load_model_state(model, resume_state["model"], Path(args.resume) / "last.pt")
+    batches = source.train_batches(args, data.train, distributed.world_size(), distributed.rank()) \
+        if source.train_batches is not None else None
+    if batches is not None and method.resamples_train:
+        raise DataError(f"--method {args.method} resamples the training set, which this dataset's own batches "
+                        "(main_Vox.py's --speaker_batches True) cannot draw: drop that flag")
     run_lock = write_run_start(run_dir, args, data.files)  # nothing in the run directory changes before this point
     model, train_model, eval_model = prepare_model(model, device, args.channels_last, args.compile, args.compile_mode,
                                                    args.cudnn_deterministic)
@@ -218,8 +223,6 @@ def train(args, source: DataSource, dist_device=None) -> dict:
         start_epoch, best = resume_state["epoch"] + 1, resume_state["best"]
         say(f"resuming {run_dir} at epoch {start_epoch}")
 
-    batches = source.train_batches(args, data.train, distributed.world_size(), distributed.rank()) \
-        if source.train_batches is not None else None
     if batches is None:
         train_sampler = SeededSampler(data.train, args.random_seed, shuffle=True,
                                       num_replicas=distributed.world_size(), rank=distributed.rank())
@@ -245,6 +248,7 @@ def train(args, source: DataSource, dist_device=None) -> dict:
             train_sampler.set_epoch(epoch)
             torch.manual_seed(epoch_seed(args.random_seed, epoch))
             method_record = method.start_epoch(epoch, model, optimizer) or {}
+            train_sampler.set_entries(method.train_entries(epoch))  # None: every clip once
             lrs = {f"lr_{g['name']}" if "name" in g else "lr": g["lr"] for g in optimizer.param_groups}
             started = time.perf_counter()
             train_stats = train_one_epoch(train_model, train_loader, optimizer, precision, device, epoch, method,

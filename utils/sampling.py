@@ -1,7 +1,9 @@
 """Samplers and loaders. Training keys are (index, augmentation seed) pairs so augmentation
 is a function of (seed, epoch, sample) alone: the same with any worker count, on any rank,
-before or after a resume."""
+before or after a resume. A method that resamples the training set hands the sampler the epoch's
+entries, (index, flag) pairs; its keys are then (index, augmentation seed, flag) triples."""
 import random
+from typing import List, Optional, Tuple
 
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
@@ -10,31 +12,76 @@ from .seed import sample_seed
 
 
 class SeededSampler(Sampler):
-    """DistributedSampler's per-epoch order (a single replica by default), each index paired with its seed."""
+    """DistributedSampler's per-epoch order (a single replica by default), each index paired with its seed.
+    After set_entries(entries) it orders the entries instead: entry j = (index, flag) gives the key
+    (index, seed of position j, flag), so every copy of a clip gets its own augmentation."""
 
     def __init__(self, dataset, seed: int, shuffle: bool = True, num_replicas: int = 1, rank: int = 0):
-        self.order = DistributedSampler(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed)
-        self.seed = seed
-        self.epoch = 0
+        self.size, self.seed, self.epoch = len(dataset), seed, 0
+        self.shuffle, self.num_replicas, self.rank = shuffle, num_replicas, rank
+        self.set_entries(None)
+
+    def set_entries(self, entries: Optional[List[Tuple[int, int]]]) -> None:
+        """The samples of the coming epochs: (index, flag) entries, or None for each clip once."""
+        self.entries = entries
+        positions = range(self.size if entries is None else len(entries))
+        self.order = DistributedSampler(positions, num_replicas=self.num_replicas, rank=self.rank,
+                                        shuffle=self.shuffle, seed=self.seed)
+        self.order.set_epoch(self.epoch)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
         self.order.set_epoch(epoch)
 
     def __iter__(self):
-        return ((i, sample_seed(self.seed, self.epoch, i)) for i in self.order)
+        if self.entries is None:
+            return ((i, sample_seed(self.seed, self.epoch, i)) for i in self.order)
+        return (self._key(j) for j in self.order)
+
+    def _key(self, position: int):
+        index, flag = self.entries[position]
+        return index, sample_seed(self.seed, self.epoch, position), flag
 
     def __len__(self) -> int:
         return len(self.order)
 
 
+class TrainBatches(Sampler):
+    """Batches of `batch_size` keys from `sampler`; a last batch of a single sample is left out, since
+    BatchNorm cannot train on it. Decided every epoch, as a resampled train set changes its length."""
+
+    def __init__(self, sampler, batch_size: int, drop_single: bool):
+        self.sampler, self.batch_size, self.drop_single = sampler, batch_size, drop_single
+
+    def _dropped(self) -> bool:
+        return self.drop_single and len(self.sampler) % self.batch_size == 1
+
+    def __iter__(self):
+        batch, left = [], len(self.sampler) - self._dropped()
+        for key in self.sampler:
+            if left == 0:
+                break
+            batch.append(key)
+            left -= 1
+            if len(batch) == self.batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def __len__(self) -> int:
+        return -(-(len(self.sampler) - self._dropped()) // self.batch_size)
+
+
 def make_loader(dataset, batch_size: int, sampler, num_workers: int, pin_memory: bool,
                 train: bool = False) -> DataLoader:
-    # BatchNorm cannot train on a batch of one; only then is the (shuffled) last sample left out.
-    # (Distributed runs synchronise BatchNorm over all processes, so they never see a batch of one.)
-    drop_last = train and distributed.world_size() == 1 and len(sampler) % batch_size == 1
+    if train:
+        # BatchNorm cannot train on a batch of one; only then is the (shuffled) last sample left out.
+        # (Distributed runs synchronise BatchNorm over all processes, so they never see a batch of one.)
+        batches = TrainBatches(sampler, batch_size, drop_single=distributed.world_size() == 1)
+        return make_batch_loader(dataset, batches, num_workers, pin_memory)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                      pin_memory=pin_memory, persistent_workers=num_workers > 0, drop_last=drop_last)
+                      pin_memory=pin_memory, persistent_workers=num_workers > 0)
 
 
 def make_batch_loader(dataset, batch_sampler, num_workers: int, pin_memory: bool) -> DataLoader:
@@ -59,6 +106,10 @@ class SpeakerBatchSampler(Sampler):
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def set_entries(self, entries) -> None:
+        """Speaker batches cover the utterances as they are; resampling methods are refused before training."""
+        assert entries is None, "a resampled train set cannot be drawn in speaker batches"
 
     def batches(self):
         """The epoch's batches, identical on every process."""

@@ -1,11 +1,12 @@
 """The interface a balancing method implements. The engine calls these hooks and knows
 nothing else about methods; the joint-training baseline is this class itself.
 
-Per epoch: start_epoch, then train_step for every batch, then end_epoch. The default train_step
+Per epoch: start_epoch, train_entries (a resampled train set, or None), then train_step for every
+batch, then end_epoch. The default train_step
 is one forward, `loss`, one backward, `before_step`, one optimizer step; a method that needs
 more (several backward passes, extra forward passes with a modality zeroed) overrides it and
 uses the services of its `Step`."""
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +32,8 @@ class Method:
     owns_backward = False
     # The last epoch (0-based, included) the method acts in when --modulation_ends is not given; None: every epoch.
     default_window_end: Optional[int] = None
+    # Set where train_entries gives a resampled training set (copies of clips with flags).
+    resamples_train = False
 
     def __init__(self, args):
         self.args = args
@@ -72,6 +75,12 @@ class Method:
         `self.measure(dataset)`, set by the runner, evaluates the model on a dataset and returns its
         statistics (losses and accuracies per head). Returns numbers to log for the epoch."""
         return {}
+
+    def train_entries(self, epoch: int) -> Optional[List[Tuple[int, int]]]:
+        """The epoch's training samples as (clip index, flag) entries, each drawn once in a shuffled order
+        (the flag reaches train_step as step.flags), or None: every clip once. Called after start_epoch;
+        it must depend only on what a checkpoint restores, so a resumed run draws the same."""
+        return None
 
     def train_step(self, step: Step):
         """One training step on step's batch. Returns (model output on the batch, numbers to average into

@@ -27,3 +27,12 @@ def local_rows(global_rows: torch.Tensor) -> torch.Tensor:
     """This process's rows of a tensor drawn for the global batch: the sampler deals the global batch
     out round-robin, so process r holds its rows r, r + N, r + 2N, ..."""
     return global_rows[distributed.rank()::distributed.world_size()]
+
+
+def global_batch_mean(batch_mean: torch.Tensor, batch_size: int) -> float:
+    """A per-batch mean (e.g. a loss) over the global batch, for a log that is the same on every process."""
+    with torch.no_grad():
+        total = distributed.all_reduce_sum(torch.stack([batch_mean.detach().double() * batch_size,
+                                                        torch.tensor(float(batch_size), dtype=torch.float64,
+                                                                     device=batch_mean.device)]))
+        return (total[0] / total[1]).item()

@@ -21,6 +21,8 @@ class Step:
     labels: torch.Tensor
     epoch: int                   # 1-based
     index: int                   # 0-based step within the epoch
+    steps_in_epoch: Optional[int] = None
+    flags: Optional[torch.Tensor] = None  # per-sample flags of a resampled train set (Method.train_entries)
     loss_value: Optional[float] = None
 
     def forward(self, audio=None, visual=None, raw: bool = False):

@@ -139,7 +139,10 @@ def add_method_args(parser: argparse.ArgumentParser) -> None:
                         "prototype cross-entropy for the weaker modality; agm: Shapley-based gradient modulation; "
                         "inforeg: proximal hold on the leading encoder; mbsd, cml: extra loss terms; opm: feature drop "
                         "of the leading modality; umt: distillation from uni-modal teachers; ume: ensemble of two "
-                        "uni-modal runs (README: methods table)")
+                        "uni-modal runs; mla: alternating uni-modal steps through a shared head; reconboost: staged "
+                        "boosting, one modality at a time; relearning: soft re-initialisation by k-means purity gaps; "
+                        "sample_level / modality_level: Shapley-valued resampling; amco: class masks of the dependent "
+                        "modality; lfm: cross-entropy + alignment with a learned weight (README: methods table)")
     g.add_argument("--modality", choices=["audio", "visual"], default=None,
                    help="shorthand for --method audio_only / visual_only: a uni-modal model, e.g. to pretrain an encoder")
     g.add_argument("--alpha", type=NONNEGATIVE, default=0.8, help="OGM modulation strength (0.8: OGM-GE's README for CREMA-D)")

@@ -1,0 +1,182 @@
+"""Re-learning and the valuation methods (sample / modality level), and the resampled train set they
+need: each mechanism against a direct computation."""
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.data import default_collate
+
+from helpers.clips import Clips
+from models import AVClassifier
+from test_staged_methods import args_of, batch
+from utils.methods import build_method
+from utils.methods.flagged import FlaggedSamples
+from utils.methods.relearning import cluster_purity, purity
+from utils.methods.step import Step
+from utils.methods.valuation import contributions, modality_level_entries, sample_copies, sample_level_entries
+from utils.precision import Precision
+from utils.sampling import SeededSampler, TrainBatches
+from utils.seed import sample_seed
+
+
+def clips(n=12, classes=3):
+    audio, visual, _ = batch(n)
+    return Clips(audio, visual, torch.arange(n) % classes)
+
+
+def forward_batches_of(model):
+    def forward_batches(dataset, keys):
+        model.eval()
+        keys = list(keys)
+        for start in range(0, len(keys), 4):
+            audio, visual, labels = default_collate([dataset[k] for k in keys[start:start + 4]])
+            with torch.no_grad():
+                yield model(audio, visual), labels
+    return forward_batches
+
+
+# ---- Re-learning
+def authors_purity(y_true, y_pred):
+    """The authors' purity_score (code/ours.py), as written."""
+    from sklearn.metrics import accuracy_score
+    y_voted = np.zeros(y_true.shape)
+    labels = np.unique(y_true)
+    for k in range(labels.shape[0]):
+        y_true[y_true == labels[k]] = np.arange(labels.shape[0])[k]
+    labels = np.unique(y_true)
+    bins = np.concatenate((labels, [np.max(labels) + 1]), axis=0)
+    for cluster in np.unique(y_pred):
+        hist, _ = np.histogram(y_true[y_pred == cluster], bins=bins)
+        y_voted[y_pred == cluster] = np.argmax(hist)
+    return accuracy_score(y_true, y_voted)
+
+
+def test_purity_is_the_authors_and_kmeans_finds_separate_clusters():
+    rng = np.random.default_rng(0)
+    labels, clusters = rng.integers(0, 4, 200), rng.integers(0, 5, 200)
+    assert purity(labels, clusters) == pytest.approx(authors_purity(labels.copy(), clusters))
+    blobs = np.concatenate([rng.normal(c * 10, 0.1, (20, 8)) for c in range(3)])
+    assert cluster_purity(blobs, np.repeat(np.arange(3), 20), 3) == 1.0
+
+
+def test_relearning_schedule_is_the_authors_epochs():
+    method = build_method(args_of("relearning"))  # R 20, at most 3 times, after their epochs 20, 40, 60
+    assert [e for e in range(1, 100) if method.relearns_before(e)] == [22, 42, 62]
+
+
+def test_relearning_moves_each_encoder_toward_its_start_by_its_purity_gap():
+    torch.manual_seed(0)
+    model = AVClassifier(3, "concat")
+    method = build_method(args_of("relearning", "--relearn_every", "1", "--relearn_holdout", "0.5"))
+    method.configure_model(model)
+    start = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1)  # as if trained
+    trained = copy.deepcopy(model)
+    method.split_train(clips(12), 0)
+    method.forward_batches = forward_batches_of(model)
+    record = method.start_epoch(3, model, None)
+    assert max(record["relearn_weight_audio"], record["relearn_weight_visual"]) > 0.1  # something moved
+    for m in ("audio", "visual"):
+        gap = abs(record[f"relearn_purity_train_{m}"] - record[f"relearn_purity_heldout_{m}"])
+        w = math.tanh(3.0 * gap)
+        assert record[f"relearn_weight_{m}"] == pytest.approx(w)
+        for (name, p), p0, p1 in zip(getattr(model, f"{m}_encoder").named_parameters(),
+                                     getattr(start, f"{m}_encoder").parameters(),
+                                     getattr(trained, f"{m}_encoder").parameters()):
+            assert torch.allclose(p, w * p0 + (1 - w) * p1, atol=1e-6), name
+    assert torch.equal(model.fusion.fc_out.weight, trained.fusion.fc_out.weight)  # the head is not re-initialised
+
+
+# ---- valuation
+def test_contributions_are_the_authors_values():
+    table = torch.tensor([[b, a, v] for b in (0, 1) for a in (0, 1) for v in (0, 1)])
+    phi_a, phi_v = contributions(table[:, 0], table[:, 1], table[:, 2])
+    for (b, a, v), pa, pv in zip(table.tolist(), phi_a.tolist(), phi_v.tolist()):
+        value_all = 2.0 if b else 0.0
+        assert (pa, pv) == ((a + value_all - v) / 2.0, (v + value_all - a) / 2.0)
+    assert [sample_copies(x) for x in (-0.5, 0.0, 0.5, 1.0, 1.5)] == [3, 2, 1, 0, 0]
+
+
+def test_sample_level_copies_train_the_weaker_modality_alone():
+    entries = sample_level_entries(torch.tensor([0.5, 1.5, -0.5]), torch.tensor([1.0, 0.0, 1.5]))
+    # every clip once, then clip 0: one audio-alone copy (visual dropped = 2); clip 1: two visual-alone
+    # copies (audio dropped = 1); clip 2: three audio-alone copies
+    assert entries == [(0, 0), (1, 0), (2, 0), (0, 2), (1, 1), (1, 1), (2, 2), (2, 2), (2, 2)]
+
+
+def test_modality_level_resamples_by_the_gap():
+    phi_a, phi_v = np.array([0.5] * 40 + [1.0] * 60), np.array([1.0] * 100)
+    entries, (gap_a, gap_v) = modality_level_entries(phi_a, phi_v, 0.2, 1.0, np.random.RandomState(3))
+    rng = np.random.RandomState(3)
+    part = rng.choice(100, 20)
+    assert gap_a == pytest.approx(1 - phi_a[part].mean()) and gap_v == 0.0
+    copies = rng.choice(100, int(abs(gap_a - gap_v) / 3 * 2 * 100))
+    assert entries == [(i, 0) for i in range(100)] + [(int(i), 2) for i in copies]  # audio, the larger gap, alone
+
+
+def test_the_sampler_draws_entries_with_their_own_seeds_and_flags():
+    sampler = SeededSampler(list(range(5)), seed=7)
+    sampler.set_epoch(3)
+    plain = list(sampler)
+    assert sorted(plain) == sorted((i, sample_seed(7, 3, i)) for i in range(5))
+    entries = [(i, 0) for i in range(5)] + [(1, 2), (1, 2), (4, 1)]
+    sampler.set_entries(entries)
+    keys = list(sampler)
+    assert sorted(keys) == sorted((i, sample_seed(7, 3, j), flag) for j, (i, flag) in enumerate(entries))
+    halves = []
+    for rank in (0, 1):
+        shard = SeededSampler(list(range(5)), seed=7, num_replicas=2, rank=rank)
+        shard.set_epoch(3)
+        shard.set_entries(entries)
+        halves += list(shard)
+    assert sorted(halves) == sorted(keys)  # two processes draw the epoch one process draws
+    sampler.set_entries(None)
+    assert list(sampler) == plain
+    assert [len(b) for b in TrainBatches(sampler, 2, drop_single=True)] == [2, 2]  # a last batch of one is left out
+    assert len(TrainBatches(sampler, 2, drop_single=True)) == 2 and len(TrainBatches(sampler, 2, False)) == 3
+
+
+def test_a_copy_trains_without_the_dropped_modalitys_features():
+    flagged = FlaggedSamples(clips(4))
+    assert flagged[(2, 5, 1)][3] == 1 and len(flagged[2]) == 4 and flagged[2][3] == 0
+    torch.manual_seed(0)
+    model = AVClassifier(3, "concat")
+    method = build_method(args_of("sample_level"))
+    ref = copy.deepcopy(model)
+    audio, visual, labels = batch()
+    flags = torch.tensor([0, 1, 2, 0])
+    step = Step(model, model, torch.optim.SGD(model.parameters(), lr=0.5), Precision("off", torch.device("cpu")),
+                audio, visual, labels, 6, 0, 1, flags)
+    method.train_step(step)
+    enc_a, enc_v = ref.encode(audio, visual)
+    enc_a = enc_a * torch.tensor([1.0, 0, 1, 1])[:, None]  # sample 1 trains without audio
+    enc_v = enc_v * torch.tensor([1.0, 1, 0, 1])[:, None]  # sample 2 without visual
+    loss = F.cross_entropy(ref.head(enc_a, enc_v).logits, labels)
+    grads = torch.autograd.grad(loss, list(ref.parameters()))
+    for (name, p), q, g in zip(model.named_parameters(), ref.parameters(), grads):
+        assert torch.allclose(p, q - 0.5 * g, atol=1e-6), name
+    assert model.feature_transform is None
+
+
+def test_valuation_scores_each_clip_from_one_pass():
+    torch.manual_seed(0)
+    model = AVClassifier(3, "concat")
+    method = build_method(args_of("sample_level", "--valuation_warmup", "1"))
+    method.split_train(clips(8), 0)
+    method.forward_batches = forward_batches_of(model)
+    assert method.start_epoch(1, model, None) == {} and method.train_entries(1) is None  # warm-up
+    record = method.start_epoch(2, model, None)
+    audio, visual, labels = default_collate([method.train_set[i] for i in range(8)])
+    with torch.no_grad():
+        enc_a, enc_v = model.encode(audio, visual)
+        right = [(model.head(a, v).logits.argmax(1) == labels)
+                 for a, v in ((enc_a, enc_v), (enc_a, 0 * enc_v), (0 * enc_a, enc_v))]
+    phi_a, phi_v = contributions(*right)
+    assert method.train_entries(2) == sample_level_entries(phi_a, phi_v)
+    assert record["valuation_phi_audio"] == pytest.approx(phi_a.mean().item())
+    assert record["valuation_copies_audio_alone"] == sum(sample_copies(x) for x in phi_a.tolist())

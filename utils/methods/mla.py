@@ -1,0 +1,109 @@
+"""MLA, Multimodal Learning with Alternating Unimodal Adaptation (Zhang et al., CVPR 2024), as the
+authors' main.py trains with --gs_flag (Cecile-hi/Multimodal-Learning-with-Alternating-Unimodal-Adaptation).
+
+The concat layer becomes one linear head H shared by both modalities (512 -> C; their ConcatFusion with
+input_dim 512). Per batch: one forward of both encoders, then for audio and then for visual in turn
+CE(H(f_m)), its gradient on that encoder and H, and an optimizer step: two steps per batch, the visual
+one through the head the audio step has just moved.
+
+H's weight gradient may be projected (their GSPlugin, an OWM-style projector P, 512 x 512, from the
+identity): r = the batch's mean feature, k = P r^T, P <- P - k k^T / (a + r k), P <- P / |P|_F with
+a = 0.1^(1 + i / len(loader)); then grad <- grad P^T, skipped for the very first update. In the authors'
+public code it never fires: it waits for a parameter named "module.weight", and the head's
+named_parameters() yields "weight". --mla_projection off (the default) is that code; "replace" the paper's
+update; "add" BalanceBenchmark's grad + grad P^T.
+
+At test time the two heads' logits are mixed by entropy, w_m proportional to exp(H_max - H_m)
+(models/heads.py: per sample as in the paper and BalanceBenchmark; "batch" is the authors' code, which
+takes the softmax over the batch and one weight per batch; "fixed" their fixed fusion, 0.55 audio).
+"""
+import torch
+import torch.nn.functional as F
+
+from dataset.errors import DataError
+
+from .. import distributed
+from ..flag_types import PROBABILITY
+from .base import Method, encoder_params
+from .scores import global_batch_mean
+
+MODALITIES = ("audio", "visual")
+
+
+def project_gradient(projector: torch.Tensor, r: torch.Tensor, grad: torch.Tensor, alpha: float, mode: str):
+    """One GSPlugin update from the batch's mean feature r (1, d): the new projector and the head's new
+    weight gradient."""
+    k = projector @ r.t()
+    projector = projector - (k @ k.t()) / (alpha + r @ k)
+    projector = projector / projector.norm()
+    projected = grad @ projector.t()
+    return projector, projected if mode == "replace" else grad + projected
+
+
+class MLA(Method):
+    name = "mla"
+    owns_backward = True
+
+    @classmethod
+    def add_args(cls, group):
+        group.add_argument("--mla_fusion", choices=["sample", "batch", "fixed"], default="sample",
+                           help="MLA: test-time fusion: entropy weights per sample (paper, BalanceBenchmark), per batch "
+                                "(the authors' calculate_entropy), or fixed (--mla_audio_weight)")
+        group.add_argument("--mla_audio_weight", type=PROBABILITY, default=0.55,
+                           help="MLA: audio weight of --mla_fusion fixed (the authors' main() passes 0.55)")
+        group.add_argument("--mla_projection", choices=["off", "replace", "add"], default="off",
+                           help="MLA: head-gradient projection: off (the authors' public code, where it never fires), "
+                                "replace (the paper: grad P^T), add (BalanceBenchmark: grad + grad P^T)")
+
+    def __init__(self, args):
+        super().__init__(args)
+        self.projector, self.updates = None, 0
+
+    def configure_model(self, model):
+        if model.fusion_name != "concat" or model.mid_fusion is not None:
+            raise DataError(f"--method mla trains one head shared by the modalities in place of the concat layer (the "
+                            f"authors' --gs_flag model): use --fusion_method concat (not {model.fusion_name})")
+        model.set_head({"shared": {"hidden": 0}, "combine": {"name": "entropy", "mode": self.args.mla_fusion,
+                                                             "audio_weight": self.args.mla_audio_weight}})
+
+    def train_step(self, step):
+        if not self.active(step.epoch):
+            return super().train_step(step)
+        raw = step.raw_model
+        out = step.forward(raw=True)
+        head = [p for p in raw.fusion.parameters() if p.requires_grad]
+        logged = {}
+        for m in MODALITIES:
+            if m == "audio":
+                logits, features = out.logits_a, out.enc_a
+            else:  # through the head as the audio step left it
+                with step.precision.autocast():
+                    logits, features = raw.head(out.enc_a.detach(), out.enc_v).logits_v, out.enc_v
+            loss = F.cross_entropy(logits.float(), step.labels)
+            step.check_finite(loss)
+            params = encoder_params(raw, m) + head
+            grads = dict(zip(params, step.gradients(loss, params, retain_graph=False)))
+            self.project(grads, raw.fusion.fc_out.weight, features, step)
+            step.step_with(grads)
+            logged[f"mla_loss_{m}"] = global_batch_mean(loss, len(step.labels))
+        return out, logged
+
+    def project(self, grads, weight, features, step) -> None:
+        if self.args.mla_projection == "off":
+            return
+        if self.projector is None:
+            self.projector = torch.eye(weight.shape[1], device=weight.device, dtype=weight.dtype)
+        if self.updates > 0:  # their GSPlugin skips the very first update
+            feats = features.detach().to(weight.dtype)
+            total = distributed.all_reduce_sum(torch.cat([feats.sum(0), feats.new_full((1,), len(feats))]))
+            mean = (total[:-1] / total[-1])[None]  # the global batch's mean feature
+            alpha = 0.1 ** (1 + step.index / (step.steps_in_epoch or 1))
+            self.projector, grads[weight] = project_gradient(self.projector.to(weight.device, weight.dtype), mean,
+                                                             grads[weight], alpha, self.args.mla_projection)
+        self.updates += 1
+
+    def state_dict(self):
+        return {"projector": None if self.projector is None else self.projector.cpu(), "updates": self.updates}
+
+    def load_state_dict(self, state):
+        self.projector, self.updates = state.get("projector"), state.get("updates", 0)

@@ -1,0 +1,148 @@
+"""ReconBoost (Hua et al., ICML 2024), as the authors' train.py (huacong/ReconBoost) trains CREMA-D.
+
+Training is a row of stages, each for one modality: audio in even stages, visual in odd ones (their
+fixed schedule). A stage is
+- --reconboost_stage_epochs epochs (their epochs_per_stage, 4) in which only that modality's encoder
+  and the shared head learn, on the boosting loss against the ensemble of the other members,
+  E = beta * sum_{k != m} z_k (no gradient), with y one-hot:
+      loss = -w1 mean_c(y_c log p_m,c) + w2 mean_c(y_c softmax(E)_c log p_m,c)
+  so that a sample the others already get right weighs less; plus alpha x their "gradient alignment"
+  MSE(softmax(z_m), softmax(z_other)) from the second stage on. Their code (and BalanceBenchmark's)
+  detaches both arguments, so that term has no gradient: --reconboost_alignment detached (the default)
+  only logs it, "gradient" lets it pull z_m toward the other modality's prediction, as the paper means;
+- --reconboost_rectify_epochs epochs (their correct_epoch, 4) of global rectification: CE(beta sum_k z_k)
+  over the members' encoders, the head and beta.
+Each phase starts with fresh optimizer state, as their fresh SGD per phase. A modality is a member
+once its first stage has ended, or from the start when its encoder is pretrained (--audio_pretrain /
+--visual_pretrain, their --use_pretrain); with no member yet E is one constant, whose softmax is 1,
+and the first stage trains on (w1 - w2) CE / C.
+
+The head is their common-space one, an MLP 512 -> 256 -> ReLU -> C scoring each modality's features
+(--reconboost_head linear: BalanceBenchmark's shared linear layer); beta starts at their 1.0
+(BalanceBenchmark: 0.01). The prediction is beta (z_a + z_v).
+"""
+import torch
+import torch.nn.functional as F
+
+from dataset.errors import DataError
+
+from ..flag_types import NONNEGATIVE, POSITIVE, POSITIVE_INT
+from .base import Method, encoder_params
+from .scores import global_batch_mean
+
+MODALITIES = ("audio", "visual")
+FIRST_STAGE = {"audio": 0, "visual": 1}
+
+
+def boosting_loss(logits: torch.Tensor, ensemble, labels: torch.Tensor, w1: float, w2: float) -> torch.Tensor:
+    """Their boosting loss, averaged over the batch; `ensemble` None means no member yet (softmax of a constant)."""
+    target = F.one_hot(labels, logits.shape[1]).float()
+    log_p = F.log_softmax(logits.float(), 1)
+    weight = 1.0 if ensemble is None else F.softmax(ensemble.detach().float(), 1)
+    return (-w1 * (target * log_p).mean(1) + w2 * (target * weight * log_p).mean(1)).mean()
+
+
+class ReconBoost(Method):
+    name = "reconboost"
+    owns_backward = True
+
+    @classmethod
+    def add_args(cls, group):
+        group.add_argument("--reconboost_stage_epochs", type=POSITIVE_INT, default=4,
+                           help="ReconBoost: epochs of each modality stage (the authors' epochs_per_stage 4; BB 1)")
+        group.add_argument("--reconboost_rectify_epochs", type=POSITIVE_INT, default=4,
+                           help="ReconBoost: epochs of global rectification after each stage (the authors' correct_epoch 4)")
+        group.add_argument("--reconboost_weight1", type=NONNEGATIVE, default=5.0,
+                           help="ReconBoost: w1 of the boosting loss (the authors' CREMA-D 5)")
+        group.add_argument("--reconboost_weight2", type=NONNEGATIVE, default=1.0,
+                           help="ReconBoost: w2, weight of the ensemble-weighted term (the authors' 1)")
+        group.add_argument("--reconboost_alpha", type=NONNEGATIVE, default=0.5,
+                           help="ReconBoost: weight of the alignment term (the authors' 0.5)")
+        group.add_argument("--reconboost_alignment", choices=["detached", "gradient"], default="detached",
+                           help="ReconBoost: detached = the authors' code (logged, no gradient), gradient = the paper's")
+        group.add_argument("--reconboost_head", choices=["mlp", "linear"], default="mlp",
+                           help="ReconBoost: shared head, mlp 512-256-C (the authors') or linear (BalanceBenchmark)")
+        group.add_argument("--reconboost_boost_rate", type=POSITIVE, default=1.0,
+                           help="ReconBoost: initial boost rate beta (the authors' 1.0; BalanceBenchmark 0.01)")
+
+    def __init__(self, args):
+        super().__init__(args)
+        self.plan = None
+
+    def configure_model(self, model):
+        if model.fusion_name != "concat" or model.mid_fusion is not None:
+            raise DataError("--method reconboost scores each modality with one shared head and adds them, in place of "
+                            f"the concat layer: use --fusion_method concat (not {model.fusion_name})")
+        hidden = 256 if self.args.reconboost_head == "mlp" else 0
+        model.set_head({"shared": {"hidden": hidden},
+                        "combine": {"name": "boosted", "boost_rate": self.args.reconboost_boost_rate}})
+
+    def stage_of(self, epoch: int):
+        """(stage, modality of the stage, "modality" or "rectify", whether the phase starts at this epoch)."""
+        per_stage = self.args.reconboost_stage_epochs + self.args.reconboost_rectify_epochs
+        stage, position = divmod(epoch - 1, per_stage)
+        phase = "modality" if position < self.args.reconboost_stage_epochs else "rectify"
+        return stage, MODALITIES[stage % 2], phase, position in (0, self.args.reconboost_stage_epochs)
+
+    def members(self, stage: int, rectifying: bool):
+        pretrained = {"audio": self.args.audio_pretrain, "visual": self.args.visual_pretrain}
+        return [m for m in MODALITIES if pretrained[m] is not None or FIRST_STAGE[m] < stage
+                or (rectifying and FIRST_STAGE[m] <= stage)]
+
+    def start_epoch(self, epoch, model, optimizer):
+        stage, modality, phase, starts = self.stage_of(epoch)
+        self.plan = (stage, modality, phase, self.members(stage, phase == "rectify"))
+        if starts:
+            optimizer.state.clear()  # their fresh optimizer per phase: no momentum carried over
+        return {"reconboost_stage": float(stage), "reconboost_rectify": float(phase == "rectify"),
+                "reconboost_trains_audio": float(phase == "modality" and modality == "audio")}
+
+    def end_epoch(self, epoch, model):
+        return {"reconboost_boost_rate": model.combiner.boost_rate.item()}
+
+    def encode(self, raw, step, grad_for):
+        """Encoder features of the modalities in `grad_for` (with gradient) and of the other members (without);
+        zeros for a modality that is neither."""
+        inputs = {"audio": step.audio, "visual": step.visual}
+        feats = {}
+        with step.precision.autocast():
+            for m in MODALITIES:
+                if m in grad_for:
+                    feats[m] = getattr(raw, f"{m}_encoder")(inputs[m])
+                elif m in self.plan[3]:
+                    with torch.no_grad():
+                        feats[m] = getattr(raw, f"{m}_encoder")(inputs[m])
+            zeros = next(iter(feats.values())).new_zeros(next(iter(feats.values())).shape)
+            return raw.head(feats.get("audio", zeros), feats.get("visual", zeros))
+
+    def train_step(self, step):
+        raw = step.raw_model
+        stage, modality, phase, members = self.plan
+        head = [p for p in raw.fusion.parameters() if p.requires_grad]
+        beta = raw.combiner.boost_rate
+        if phase == "rectify":
+            out = self.encode(raw, step, members)
+            logits = beta * sum(out.logits_a if m == "audio" else out.logits_v for m in members)
+            loss = F.cross_entropy(logits.float(), step.labels)
+            params = [p for m in members for p in encoder_params(raw, m)] + head + [beta]
+            step.check_finite(loss)
+            logged = {"reconboost_rectify_loss": global_batch_mean(loss, len(step.labels))}
+        else:
+            out = self.encode(raw, step, [modality])
+            mine, other = (out.logits_a, out.logits_v) if modality == "audio" else (out.logits_v, out.logits_a)
+            other_member = [m for m in members if m != modality]
+            ensemble = beta.detach() * other if other_member else None
+            boost = boosting_loss(mine, ensemble, step.labels, self.args.reconboost_weight1,
+                                  self.args.reconboost_weight2)
+            align = torch.zeros((), device=mine.device)
+            if stage > 0 and other_member:
+                p_mine = F.softmax(mine.float(), 1)
+                p_mine = p_mine.detach() if self.args.reconboost_alignment == "detached" else p_mine
+                align = F.mse_loss(p_mine, F.softmax(other.detach().float(), 1))
+            loss = boost + self.args.reconboost_alpha * align
+            params = encoder_params(raw, modality) + head
+            step.check_finite(loss)
+            logged = {"reconboost_boost_loss": global_batch_mean(boost, len(step.labels)),
+                      "reconboost_align": global_batch_mean(align, len(step.labels))}
+        step.step_with(dict(zip(params, step.gradients(loss, params, retain_graph=False))))
+        return out, logged

@@ -19,19 +19,30 @@ def launch(cmd, **kw):
     return proc
 
 
+def launch_one_and_two(script, out_dir, *script_args):
+    """The helper script alone and under torchrun with 2 processes, side by side (one thread each, so the
+    two cores are shared); returns what each saved."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([*prefix, script, str(out_dir / name), *script_args], cwd=ROOT, env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for prefix, name in (([sys.executable], "one.pt"), (TORCHRUN, "two.pt"))]
+    for proc in procs:
+        out, err = proc.communicate(timeout=400)
+        assert proc.returncode == 0, out[-2000:] + err[-4000:]
+    return torch.load(out_dir / "one.pt"), torch.load(out_dir / "two.pt")
+
+
 def metrics(run_dir):
     return [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.parametrize("fusion", ["concat", "gated"])
-def test_two_processes_compute_the_gradients_of_one(tmp_path, fusion):
-    script = str(ROOT / "tests" / "helpers" / "ddp_one_step.py")
-    launch([sys.executable, script, str(tmp_path / "one.pt"), fusion])
-    launch([*TORCHRUN, script, str(tmp_path / "two.pt"), fusion])
-    one, two = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")
-    for kind in ("grads", "buffers"):
-        for name, ref in one[kind].items():
-            assert torch.allclose(two[kind][name], ref, rtol=1e-7, atol=1e-10), (kind, name)
+def test_two_processes_compute_the_gradients_of_one(tmp_path):
+    one_all, two_all = launch_one_and_two(str(ROOT / "tests" / "helpers" / "ddp_one_step.py"), tmp_path,
+                                          "concat", "gated")
+    for fusion in ("concat", "gated"):
+        for kind in ("grads", "buffers"):
+            for name, ref in one_all[fusion][kind].items():
+                assert torch.allclose(two_all[fusion][kind][name], ref, rtol=1e-7, atol=1e-10), (fusion, kind, name)
 
 
 def test_torchrun_run_matches_single_process(tmp_path, demo_root):
@@ -61,15 +72,15 @@ def test_torchrun_run_matches_single_process(tmp_path, demo_root):
     assert single.stdout.strip().splitlines()[-1] == double.stdout.strip().splitlines()[-1]
 
 
-TORCHRUN_METHODS = ["mmpareto", "agm", "inforeg", "opm", "mbsd"]
+# NAME@EPOCH: the epoch whose start and first two steps are compared (AMCo masks from its second epoch on,
+# ReconBoost's epoch 9 is the visual stage boosting against the audio member).
+TORCHRUN_METHODS = ["mmpareto", "agm", "inforeg", "opm", "mbsd", "mla", "amco@2", "reconboost@9", "lfm", "sample_level"]
 
 
 def test_two_processes_train_the_methods_as_one(tmp_path):
     """Methods that run under torchrun (the others refuse it) update the weights as one process does."""
-    script = str(ROOT / "tests" / "helpers" / "ddp_method_step.py")
-    launch([sys.executable, script, str(tmp_path / "one.pt"), *TORCHRUN_METHODS])
-    launch([*TORCHRUN, script, str(tmp_path / "two.pt"), *TORCHRUN_METHODS])
-    one_all, two_all = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")
+    one_all, two_all = launch_one_and_two(str(ROOT / "tests" / "helpers" / "ddp_method_step.py"), tmp_path,
+                                          *TORCHRUN_METHODS)
     for method in TORCHRUN_METHODS:
         one, two = one_all[method], two_all[method]
         for mine, theirs in zip(one["logged"], two["logged"]):
@@ -89,4 +100,4 @@ def test_methods_not_checked_under_torchrun_refuse_it(monkeypatch):
     for name in ("pmr", "cml", "umt", "ume"):
         with pytest.raises(DataError, match="without torchrun"):
             build_method(SimpleNamespace(method=name, amp="off"))
-    assert all(METHODS[name].single_process_only is None for name in TORCHRUN_METHODS)
+    assert all(METHODS[name.split("@")[0]].single_process_only is None for name in TORCHRUN_METHODS)

@@ -97,11 +97,17 @@ def test_evaluation_takes_every_input_setting_from_the_checkpoint(trained_run, d
     assert "note: --image_size 48 differs from the run's own 32" in out and out.count("note:") == 1
 
 
-@pytest.mark.parametrize("method", ["pmr", "inforeg", "agm", "cml"])
+STATEFUL = {"pmr": [], "inforeg": [], "agm": [], "cml": [], "mla": ["--mla_projection", "replace"],
+            "reconboost": ["--reconboost_stage_epochs", "1", "--reconboost_rectify_epochs", "1"],
+            "lfm": ["--lfm_holdout_clips", "4"], "sample_level": ["--valuation_warmup", "1"]}
+
+
+@pytest.mark.parametrize("method", sorted(STATEFUL))
 def test_methods_with_state_resume_exactly(method, demo_root, tmp_path):
-    """Prototypes, Fisher traces, running scores and per-epoch draws survive a resume: 2 epochs straight
-    equal 1 epoch, then a resume for the second."""
-    flags = ["--train", "--data_root", str(demo_root), "--method", method, *TINY_FLAGS, "--learning_rate", "0.001"]
+    """Prototypes, Fisher traces, running scores, projectors, stage plans, loss weights, resampled train sets
+    and per-epoch draws survive a resume: 2 epochs straight equal 1 epoch, then a resume for the second."""
+    flags = ["--train", "--data_root", str(demo_root), "--method", method, *TINY_FLAGS, "--learning_rate", "0.001",
+             *STATEFUL[method]]
     main_CD.main([*flags, "--run_dir", str(tmp_path / "straight"), "--epochs", "2"])
     main_CD.main([*flags, "--run_dir", str(tmp_path / "stopped"), "--epochs", "1"])
     main_CD.main(["--resume", str(tmp_path / "stopped"), "--epochs", "2", "--no_progress"])

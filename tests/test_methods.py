@@ -198,34 +198,41 @@ def test_dynamic_mslr_from_the_command_line(demo_root, tmp_path):
 
 @pytest.fixture(scope="session")
 def unimodal_cli_runs(demo_root, tmp_path_factory):
-    """audio_only and visual_only runs (1 epoch, weights kept at their start so the teachers' features stay
-    finite on this tiny set), with and without MMCosine: UMT's teachers and UME's members."""
+    """audio_only and visual_only runs with MMCosine (1 epoch, weights kept at their start so the teachers'
+    features stay finite on this tiny set): UMT's teachers and UME's members."""
     runs = {}
-    for mmcosine in ("False", "True"):
-        for modality in ("audio", "visual"):
-            run = tmp_path_factory.mktemp("unimodal") / f"{modality}-{mmcosine}"
-            main_CD.main(["--train", "--data_root", str(demo_root), "--run_dir", str(run), "--epochs", "1",
-                          "--method", f"{modality}_only", "--mmcosine", mmcosine, *TINY_FLAGS, "--learning_rate", "0"])
-            runs[modality, mmcosine] = str(run)
+    for modality in ("audio", "visual"):
+        run = tmp_path_factory.mktemp("unimodal") / modality
+        main_CD.main(["--train", "--data_root", str(demo_root), "--run_dir", str(run), "--epochs", "1",
+                      "--method", f"{modality}_only", "--mmcosine", "True", *TINY_FLAGS, "--learning_rate", "0"])
+        runs[modality] = str(run)
     return runs
 
 
-# What each method logs per step (averaged over the epoch), as proof that its mechanism ran.
+# What each method logs (per step, averaged over the epoch, or per epoch), as proof that its mechanism ran.
 LOGGED = {"ogm": "train_coeff_a", "ogm_ge": "train_coeff_v", "gblending": "train_gb_weight_fused",
           "greedy": "train_greedy_speed_gap", "mmpareto": "train_mmpareto_cos_audio", "pmr": "train_pmr_score_ratio_a",
           "agm": "train_agm_coeff_a", "inforeg": "train_inforeg_held_audio", "mbsd": "train_mbsd_weight",
-          "cml": "cml_removed_audio", "opm": "train_opm_q_a", "umt": "train_umt_distill_a"}
+          "cml": "cml_removed_audio", "opm": "train_opm_q_a", "umt": "train_umt_distill_a", "mla": "train_mla_loss_visual",
+          "reconboost": "train_reconboost_boost_loss", "relearning": "relearn_weight_audio",
+          "sample_level": "valuation_phi_audio", "modality_level": "valuation_gap_audio", "amco": "train_amco_mass_audio",
+          "lfm": "lfm_alpha_align"}
+# Flags that let a method act within a short run on the 18-clip demo.
+SHORT_RUN = {"opm": ["--opm_warmup", "0"], "relearning": ["--epochs", "3", "--relearn_every", "1", "--relearn_holdout", "0.4"],
+             "sample_level": ["--valuation_warmup", "0"], "modality_level": ["--valuation_warmup", "0"],
+             "lfm": ["--lfm_holdout_clips", "4"]}
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
-@pytest.mark.parametrize("mmcosine", ["False", "True"])
-def test_every_method_trains_from_the_command_line(method, mmcosine, demo_root, tmp_path, unimodal_cli_runs):
-    extra = {"umt": ["--umt_teachers", unimodal_cli_runs["audio", "False"], unimodal_cli_runs["visual", "False"]],
-             "ume": ["--ume_runs", unimodal_cli_runs["audio", mmcosine], unimodal_cli_runs["visual", mmcosine]],
-             "opm": ["--opm_warmup", "0"]}.get(method, [])
+def test_every_method_trains_from_the_command_line(method, demo_root, tmp_path, unimodal_cli_runs):
+    """One run per method, with MMCosine (the paper's combination); the mechanism tests train them without."""
+    runs = [unimodal_cli_runs["audio"], unimodal_cli_runs["visual"]]
+    extra = {"umt": ["--umt_teachers", *runs], "ume": ["--ume_runs", *runs]}
     main_CD.main(["--train", "--data_root", str(demo_root), "--run_dir", str(tmp_path / "run"), "--epochs", "1",
-                  "--method", method, "--mmcosine", mmcosine, "--mslr_audio_scale", "0.5", *TINY_FLAGS, *extra])
-    row = json.loads((tmp_path / "run" / "metrics.jsonl").read_text())
+                  "--method", method, "--mmcosine", "True", "--mslr_audio_scale", "0.5", *TINY_FLAGS,
+                  *extra.get(method, []), *SHORT_RUN.get(method, [])])
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    row = rows[-1]
     assert math.isfinite(row["train_loss"]) and row["test_count"] == 6
     if method in LOGGED:
         assert math.isfinite(row[LOGGED[method]])
@@ -233,10 +240,16 @@ def test_every_method_trains_from_the_command_line(method, mmcosine, demo_root, 
         assert 0 < row["train_coeff_a"] <= 1 and 0 < row["train_coeff_v"] <= 1
     if method == "mslr":
         assert row["lr_audio_encoder"] == pytest.approx(0.005) and row["lr_fusion"] == pytest.approx(0.01)
+    if method == "sample_level":  # every clip once plus the copies that train one modality alone
+        drawn = 18 + row["valuation_copies_audio_alone"] + row["valuation_copies_visual_alone"]
+        assert row["train_count"] == drawn - (drawn % 8 == 1)  # (less a last batch of one, which BatchNorm refuses)
     if method == "ume":  # nothing trains: the weights are the two runs'
-        audio_run = torch.load(Path(unimodal_cli_runs["audio", mmcosine]) / "best.pt", weights_only=True)["model"]
+        audio_run = torch.load(Path(unimodal_cli_runs["audio"]) / "best.pt", weights_only=True)["model"]
         mine = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["model"]
         assert all(torch.equal(mine[k], v) for k, v in audio_run.items() if k.startswith("audio_encoder."))
+    if method in ("mla", "reconboost", "amco"):  # their heads come back from the checkpoint alone
+        stats = main_CD.main(["--ckpt_path", str(tmp_path / "run" / "last.pt"), "--no_progress"])
+        assert stats["acc"] == pytest.approx(row["test_acc"]) and stats["loss"] == pytest.approx(row["test_loss"], rel=1e-5)
 
 
 @pytest.mark.parametrize("method,kept", [("audio_only", "audio"), ("visual_only", "visual")])

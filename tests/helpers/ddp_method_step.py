@@ -1,53 +1,72 @@
-"""Run by tests/test_distributed.py, alone or under torchrun: for each balancing method named, two
-training steps (its own train_step) on one global batch of 8, in float64, through the project's DDP /
-SyncBN wrapping. Rank 0 saves, per method, the parameters after the steps and the logged numbers."""
+"""Run by tests/test_distributed.py, alone or under torchrun: for each balancing method named (NAME or
+NAME@EPOCH), start_epoch and two training steps (its own train_step) on one global batch of 8, in
+float64, through the project's DDP / SyncBN wrapping. Methods see a 16-clip training set (the batch's
+clips twice) for their per-epoch passes, dealt out over the processes as the runner does. Rank 0
+saves, per method, the parameters after the steps and the logged numbers."""
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
+from torch.utils.data import default_collate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+import main_CD  # noqa: E402
 from models import AVClassifier  # noqa: E402
 from utils import distributed  # noqa: E402
 from utils.build import prepare_model  # noqa: E402
 from utils.methods import build_method  # noqa: E402
 from utils.methods.step import Step  # noqa: E402
 from utils.precision import Precision  # noqa: E402
+from clips import Clips  # noqa: E402  (beside this script)
 
 out_path, method_names = sys.argv[1], sys.argv[2:]
 torch.set_default_dtype(torch.float64)
 device = distributed.init_from_env("cpu") or torch.device("cpu")
+# Small enough for 8 float64 clips: what the per-epoch passes need (k-means over 6 classes, LFM's batch).
+FLAGS = ["--opm_warmup", "0", "--relearn_every", "1", "--relearn_holdout", "0.5", "--valuation_warmup", "0",
+         "--lfm_holdout_clips", "4", "--mla_projection", "replace", "--opm_p_exe", "1.0"]
 
 
-def two_steps(method_name):
-    args = SimpleNamespace(method=method_name, amp="off", random_seed=0, modulation_starts=0, modulation_ends=None,
-                           mmpareto_gamma=1.5, mmpareto_variant="authors", agm_alpha=1.5, inforeg_beta_audio=0.95,
-                           inforeg_beta_visual=0.1, inforeg_threshold=0.05, opm_q_base=0.5, opm_lambda=0.5,
-                           opm_p_exe=1.0, opm_warmup=0)
+def passes_over(raw):
+    def forward_batches(dataset, keys):
+        mine = list(keys)[distributed.rank()::distributed.world_size()]
+        raw.eval()
+        for start in range(0, len(mine), 4):
+            audio, visual, labels = default_collate([dataset[k] for k in mine[start:start + 4]])
+            with torch.no_grad():
+                yield raw(audio, visual), labels
+    return forward_batches
+
+
+def two_steps(spec):
+    name, _, epoch = spec.partition("@")
+    epoch = int(epoch or 1)
+    args = main_CD.build_parser().parse_args(["--method", name, *FLAGS])
+    args.fusion_method, args.mmcosine, args.scaling = "concat", False, 10.0
     torch.manual_seed(0)
     model = AVClassifier(6, "concat", mmcosine=False)
     method = build_method(args)
     method.configure_model(model)
-    raw, train_model, _ = prepare_model(model, device, False, False)
-    optimizer = torch.optim.SGD([p for p in raw.parameters() if p.requires_grad], lr=0.1)
     g = torch.Generator().manual_seed(1)
     audio, visual = torch.randn(8, 1, 64, 40, generator=g), torch.randn(8, 3, 2, 32, 32, generator=g)
     labels = torch.tensor([0, 1, 2, 3, 4, 5, 0, 1])
+    method.split_train(Clips(torch.cat([audio, audio]), torch.cat([visual, visual]), torch.cat([labels, labels])), 0)
+    raw, train_model, _ = prepare_model(model, device, False, False)
+    method.forward_batches = passes_over(raw)
+    optimizer = torch.optim.SGD([p for p in raw.parameters() if p.requires_grad], lr=0.1)
     mine = list(range(distributed.rank(), 8, distributed.world_size()))  # the interleaved shard a rank gets
-    logged = []
     torch.manual_seed(2)  # the methods' random draws, alike on every process
-    method.start_epoch(1, raw, optimizer)
+    logged = [method.start_epoch(epoch, raw, optimizer)]
     for index in range(2):
         train_model.train()
-        step = Step(train_model, raw, optimizer, Precision("off", device), audio[mine], visual[mine], labels[mine], 1,
-                    index)
+        step = Step(train_model, raw, optimizer, Precision("off", device), audio[mine], visual[mine], labels[mine],
+                    epoch, index, 2)
         logged.append(method.train_step(step)[1])
-    logged.append(method.end_epoch(1, raw))
+    logged.append(method.end_epoch(epoch, raw))
     return {"params": {k: p.detach().clone() for k, p in raw.named_parameters()}, "logged": logged}
 
 
-results = {name: two_steps(name) for name in method_names}
+results = {spec: two_steps(spec) for spec in method_names}
 if distributed.is_main_process():
     torch.save(results, out_path)
 distributed.cleanup()

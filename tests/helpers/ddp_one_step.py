@@ -1,7 +1,7 @@
-"""Run by tests/test_distributed.py, alone or under torchrun: one training step of the
-AVClassifier through the project's DDP/SyncBN wrapping, in float64 (float32 BatchNorm
+"""Run by tests/test_distributed.py, alone or under torchrun: for each fusion named, one training step
+of the AVClassifier through the project's DDP/SyncBN wrapping, in float64 (float32 BatchNorm
 gradients at these tiny batch sizes are too ill-conditioned to compare process counts).
-Rank 0 saves the averaged parameter gradients and the updated BatchNorm buffers."""
+Rank 0 saves, per fusion, the averaged parameter gradients and the updated BatchNorm buffers."""
 import sys
 from pathlib import Path
 
@@ -15,15 +15,22 @@ from utils.build import prepare_model  # noqa: E402
 
 torch.set_default_dtype(torch.float64)
 device = distributed.init_from_env("cpu") or torch.device("cpu")
-torch.manual_seed(0)
-raw, train_model, _ = prepare_model(AVClassifier(6, sys.argv[2], mmcosine=True), device, False, False)
-g = torch.Generator().manual_seed(1)
-audio, visual = torch.randn(8, 1, 64, 40, generator=g), torch.randn(8, 3, 2, 32, 32, generator=g)
-labels = torch.arange(8) % 6
-mine = list(range(distributed.rank(), 8, distributed.world_size()))  # the interleaved shard a rank gets
-out = train_model(audio[mine], visual[mine])
-F.cross_entropy(out.logits, labels[mine]).backward()
+
+
+def one_step(fusion):
+    torch.manual_seed(0)
+    raw, train_model, _ = prepare_model(AVClassifier(6, fusion, mmcosine=True), device, False, False)
+    g = torch.Generator().manual_seed(1)
+    audio, visual = torch.randn(8, 1, 64, 40, generator=g), torch.randn(8, 3, 2, 32, 32, generator=g)
+    labels = torch.arange(8) % 6
+    mine = list(range(distributed.rank(), 8, distributed.world_size()))  # the interleaved shard a rank gets
+    out = train_model(audio[mine], visual[mine])
+    F.cross_entropy(out.logits, labels[mine]).backward()
+    return {"grads": {k: p.grad for k, p in raw.named_parameters() if p.requires_grad},
+            "buffers": {k: b for k, b in raw.named_buffers()}}
+
+
+results = {fusion: one_step(fusion) for fusion in sys.argv[2:]}
 if distributed.is_main_process():
-    torch.save({"grads": {k: p.grad for k, p in raw.named_parameters() if p.requires_grad},
-                "buffers": {k: b for k, b in raw.named_buffers()}}, sys.argv[1])
+    torch.save(results, sys.argv[1])
 distributed.cleanup()

@@ -7,7 +7,8 @@
    cache (both leave uint8 frames for the device to normalise);
 2. training step, samples/s on the current device: fp32 vs the fastest settings
    (bf16 autocast + channels-last, + torch.compile on CUDA);
-3. every balancing method's training step against joint training's (scripts/benchmark_methods.py);
+3. every balancing method's training step against joint training's, and the per-epoch work of LFM,
+   the valuation methods and Re-learning against one joint step (scripts/benchmark_methods.py);
 4. optionally (--epoch_clips 6698) one CREMA-D-sized epoch through main_CD.py with the fast
    settings and the cache, in seconds.
 
@@ -37,7 +38,7 @@ import main_CD  # noqa: E402
 from dataset.demo import write_demo  # noqa: E402
 from models import AVClassifier  # noqa: E402
 from utils.caching import attach_caches  # noqa: E402
-from benchmark_methods import method_table  # noqa: E402
+from benchmark_methods import epoch_work_table, method_table  # noqa: E402
 
 FRAME_HW = (360, 480)
 
@@ -203,6 +204,8 @@ def main():
             lines.append(f"| training step, {setting.name}, batch {batch} | {value:.1f} | {value / fp32:.2f}x |")
     lines += ["", "Each method's training step (fp32, its own train_step) against joint training's:", ""]
     lines += method_table(device, batches[0], steps)
+    lines += ["", "Per-epoch work of the methods that have some, against one joint training step:", ""]
+    lines += epoch_work_table(device, batches[0], steps)
     if args.epoch_clips:
         batch = batches[0]
         epoch = bench_epoch(work, args.epoch_clips, device, args.num_workers, batch)

@@ -1,7 +1,9 @@
 """Every balancing method's training step against joint training's, side by side in one run, at
 CREMA-D's shapes (257x299 spectrograms, one 224x224 frame, 6 classes), on the current device. What is
 timed is the method's own train_step (its extra forward / backward passes included); per-epoch work
-(PMR's prototype pass, G-Blending's and dynamic MSLR's measurements) is not part of a step.
+(PMR's prototype pass, G-Blending's and dynamic MSLR's measurements) is not part of a step. A second
+table times the per-epoch work of the newer methods: LFM's hyper-gradient update, the valuation
+methods' scoring pass, Re-learning's k-means.
 
     python scripts/benchmark_methods.py --batch 8 --steps 3      # also run by scripts/benchmark.py
 """
@@ -13,6 +15,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -62,12 +65,15 @@ def stepper(name: str, runs, device, batch: int):
         with torch.no_grad():
             seen = model(audio, visual)
         method.forward_batches = lambda dataset, keys: iter([(seen, labels)])
-    method.start_epoch(1, model, optimizer)
+    if name == "lfm":  # its held-out clips for the per-epoch update: this batch's
+        method.batch_clips = list(zip(audio.cpu(), visual.cpu(), labels.cpu()))
+    method.start_epoch(2 if name == "amco" else 1, model, optimizer)  # AMCo masks from its second epoch on
     precision = Precision("off", device)
     count = [0]
 
     def one():
-        method.train_step(Step(model, model, optimizer, precision, audio, visual, labels, 1, count[0]))
+        method.train_step(Step(model, model, optimizer, precision, audio, visual, labels, 1 + (name == "amco"),
+                               count[0], 100))
         count[0] += 1
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -99,6 +105,50 @@ def method_table(device, batch: int, steps: int):
     return lines
 
 
+def epoch_work_table(device, batch: int, steps: int):
+    """Markdown rows for the per-epoch work of LFM, the valuation methods and Re-learning, each against one
+    joint training step on the same batch (median of alternating pairs, as method_table)."""
+    from utils.methods.lfm import alpha_gradient
+    from utils.methods.relearning import cluster_purity
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = unimodal_runs(Path(tmp))
+        joint = stepper("joint", runs, device, batch)
+        joint()
+    torch.manual_seed(0)
+    model = AVClassifier(6, "concat").to(device)
+    audio = torch.randn(batch, 1, 257, 299, device=device)
+    visual = torch.randn(batch, 3, 1, 224, 224, device=device)
+    labels = torch.arange(batch, device=device) % 6
+
+    def lfm_update():
+        model.eval()
+        alpha_gradient(model, audio[: batch // 2], visual[: batch // 2], labels[: batch // 2], (0.05, 0.95), "authors")
+
+    def scoring_pass():  # the valuation methods' eval pass: one forward, the fused head twice more
+        model.eval()
+        with torch.no_grad():
+            out = model(audio, visual)
+            model.head(out.enc_a, torch.zeros_like(out.enc_v))
+            model.head(torch.zeros_like(out.enc_a), out.enc_v)
+    rows = {}
+    for name, work in (("lfm: hyper-gradient update (half of 16 held-out clips)", lfm_update),
+                       ("sample/modality_level: scoring pass, per batch", scoring_pass)):
+        work()
+        pairs = [(seconds(work), seconds(joint)) for _ in range(steps)]
+        rows[name] = (statistics.median(w for w, _ in pairs), statistics.median(w / j for w, j in pairs))
+    features = np.random.default_rng(0).normal(size=(6698, 512)).astype("float32")
+    labels_np = np.arange(6698) % 6
+    start = time.perf_counter()
+    for _ in range(2):  # both modalities; train and held-out sets together are the 6,698 train clips
+        cluster_purity(features, labels_np, 6)
+    kmeans = time.perf_counter() - start
+    joint_seconds = statistics.median(seconds(joint) for _ in range(steps))
+    rows["relearning: k-means purity, 6,698 x 512 features, both modalities"] = (kmeans, kmeans / joint_seconds)
+    lines = [f"| per-epoch work (batch {batch}) | s | vs one joint step |", "|---|---|---|"]
+    lines += [f"| {name} | {sec:.2f} | {ratio:.2f}x |" for name, (sec, ratio) in rows.items()]
+    return lines
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=8)
@@ -106,6 +156,8 @@ def main():
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     print("\n".join(method_table(device, args.batch, args.steps)))
+    print()
+    print("\n".join(epoch_work_table(device, args.batch, args.steps)))
 
 
 if __name__ == "__main__":

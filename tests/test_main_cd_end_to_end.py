@@ -108,7 +108,9 @@ def test_methods_with_state_resume_exactly(method, demo_root, tmp_path):
     and per-epoch draws survive a resume: 2 epochs straight equal 1 epoch, then a resume for the second."""
     flags = ["--train", "--data_root", str(demo_root), "--method", method, *TINY_FLAGS, "--learning_rate", "0.001",
              *STATEFUL[method]]
-    main_CD.main([*flags, "--run_dir", str(tmp_path / "straight"), "--epochs", "2"])
+    # The resampled train set's copies are keys the loader's workers read: two workers draw what none do.
+    workers = ["--num_workers", "2"] if method == "sample_level" else []
+    main_CD.main([*flags, "--run_dir", str(tmp_path / "straight"), "--epochs", "2", *workers])
     main_CD.main([*flags, "--run_dir", str(tmp_path / "stopped"), "--epochs", "1"])
     main_CD.main(["--resume", str(tmp_path / "stopped"), "--epochs", "2", "--no_progress"])
     straight, resumed = read_metrics(tmp_path / "straight"), read_metrics(tmp_path / "stopped")

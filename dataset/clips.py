@@ -1,5 +1,6 @@
 """The reader shared by the datasets whose clips are a wav file plus extracted frames
-(CREMA-D, SSW60): listing, missing-file checks, decoding, caching and transforms."""
+(CREMA-D, SSW60, Kinetics-Sounds, AVE, VGGSound): listing, missing-file checks, decoding (with the
+dataset's audio recipe), caching and transforms."""
 import copy
 from pathlib import Path
 from typing import List, Sequence, Tuple
@@ -7,7 +8,7 @@ from typing import List, Sequence, Tuple
 import torch
 from torch.utils.data import Dataset
 
-from .audio import SAMPLE_RATE, audio_features
+from .audio_recipes import Spectrogram
 from .cache import file_stamp
 from .errors import DataError
 from .visual import IMAGE_SUFFIXES, frame_transform, list_frames, pick_evenly, read_frames
@@ -15,17 +16,19 @@ from .visual import IMAGE_SUFFIXES, frame_transform, list_frames, pick_evenly, r
 
 class AVClipDataset(Dataset):
     """Clips with one wav (`audio_dir/<clip>.wav`) and frames (`frames_dir/<clip>/*.jpg`, or
-    `frames_dir/<clip>.jpg`). Items are (audio (1, 257, frames) float, visual (3, T, S, S) uint8,
-    label). Keys are (index, augmentation seed). With `cache` set, decoded inputs come from it."""
+    `frames_dir/<clip>.jpg`). Items are (audio (1, F, T) float from the audio recipe (default: the
+    reference spectrogram of `audio_seconds`), visual (3, T, S, S) uint8, label). Keys are (index,
+    augmentation seed). With `cache` set, decoded inputs come from it."""
 
     def __init__(self, audio_dir, frames_dir, samples: Sequence[Tuple[str, int]], train: bool,
                  image_size: int = 224, num_frames: int = 1, audio_seconds: float = 3.0,
-                 skip_missing: bool = False, split_name: str = "split"):
+                 skip_missing: bool = False, split_name: str = "split", audio_recipe=None):
         # split_name: a noun phrase for messages, e.g. "train split (the paper's)"
         self.audio_dir = Path(audio_dir)
         self.frames_dir = Path(frames_dir)
         self.num_frames = num_frames
-        self.audio_seconds = audio_seconds
+        self.audio_recipe = audio_recipe if audio_recipe is not None else Spectrogram(audio_seconds)
+        self.train = train
         self.transform = frame_transform(train, image_size)
         self.cache = None
         self.items, missing = [], []
@@ -63,7 +66,7 @@ class AVClipDataset(Dataset):
         """The same clips (and cache) with the test-time transform: held-out parts of train are
         scored as a validation set is, without augmentation."""
         view = copy.copy(self)
-        view.transform = self.transform.for_evaluation()
+        view.transform, view.train = self.transform.for_evaluation(), False
         return view
 
     @property
@@ -74,13 +77,13 @@ class AVClipDataset(Dataset):
         return len(self.items)
 
     def decode(self, index: int):
-        """The clip's spectrogram (1, 257, frames) float32 and its frames (T, 3, H, W) uint8."""
+        """The clip's audio features (1, F, T) float32 as the recipe stores them, and its frames (T, 3, H, W) uint8."""
         _, _, wav, frames = self.items[index]
-        return audio_features(wav, self.audio_seconds), read_frames(frames)
+        return self.audio_recipe.features(wav), read_frames(frames)
 
     def cache_signature(self) -> dict:
         """Everything decode() depends on (see dataset/cache.py)."""
-        return {"audio": {"seconds": self.audio_seconds, "rate": SAMPLE_RATE},
+        return {"audio": self.audio_recipe.signature(),
                 "items": [[clip, file_stamp(wav), [file_stamp(f) for f in frames]]
                           for clip, _, wav, frames in self.items]}
 
@@ -93,4 +96,5 @@ class AVClipDataset(Dataset):
                 # The CPU generator alone: torch.manual_seed would also queue CUDA seeding (~0.4 ms a call).
                 torch.default_generator.manual_seed(seed)
             visual = self.transform(frames)  # (T, 3, S, S) uint8
+            audio = self.audio_recipe.crop(audio, self.train)
         return audio, visual.transpose(0, 1).contiguous(), self.items[index][1]

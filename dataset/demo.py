@@ -4,6 +4,7 @@ and the tests run the real readers end to end.
     python -m dataset.demo --out demo_data/CREMA-D [--clips_per_class 30] [--layout folder|single]
     python -m dataset.demo --dataset ssw60 --out demo_data/SSW60 [--clips_per_class 30]
     python -m dataset.demo --dataset voxceleb --out demo_data/VoxCeleb   (layout: dataset/demo_voxceleb.py)
+    python -m dataset.demo --dataset kinetics_sounds | ave | vggsound     (layouts: dataset/demo_layouts.py)
 
 How a clip of class k (0..5 = NEU HAP SAD FEA DIS ANG) is built, deterministically from --seed:
 - audio (the easy but incomplete cue): a tone whose pitch is set by k // 2 (three pitches,
@@ -28,17 +29,13 @@ import soundfile
 from PIL import Image
 
 from .cremad import EMOTIONS
+from .demo_cues import SAMPLE_RATE, synth_frame, synth_wave, write_clip
+from .demo_layouts import write_ave_demo, write_kinetics_sounds_demo, write_vggsound_demo
 from .demo_voxceleb import write_voxceleb_demo
 from .splits import stratified_split, write_split
 
-SAMPLE_RATE = 16000
 SENTENCES = ["IEO", "TIE", "IOM", "IWW", "TAI", "MTI", "IWL", "ITH", "DFA", "ITS", "TSI", "WSI"]
 LEVELS = ["LO", "MD", "HI", "XX"]
-PAIR_PITCH_HZ = [300.0, 700.0, 1500.0]
-CLASS_COLOURS = np.array([[220, 40, 40], [40, 200, 40], [40, 80, 230],
-                          [220, 200, 30], [200, 40, 200], [30, 200, 210]], dtype=np.float64)
-
-
 def clip_names(clips_per_class: int):
     """Unique `ActorID_Sentence_Emotion_Level` names, clips_per_class per emotion."""
     names = []
@@ -49,25 +46,6 @@ def clip_names(clips_per_class: int):
             level = LEVELS[(i + emotion_index) % len(LEVELS)]
             names.append((f"{actor}_{sentence}_{emotion}_{level}", emotion_index))
     return names
-
-
-def synth_wave(label: int, rng: np.random.Generator) -> np.ndarray:
-    seconds = rng.uniform(1.0, 2.5)
-    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
-    pitch = PAIR_PITCH_HZ[label // 2] * rng.uniform(0.97, 1.03)
-    tone = rng.uniform(0.1, 0.3) * np.sin(2 * np.pi * pitch * t + rng.uniform(0, 2 * np.pi))
-    return (tone + rng.normal(0, 0.1, t.shape)).astype(np.float32)
-
-
-def synth_frame(label: int, size, rng: np.random.Generator) -> np.ndarray:
-    """size: side of a square frame, or (height, width)."""
-    height, width = (size, size) if isinstance(size, int) else size
-    frame = rng.normal(128, 45, (height, width, 3))
-    side = min(height, width) // 5
-    top, left = rng.integers(0, height - side), rng.integers(0, width - side)
-    colour = 0.3 * CLASS_COLOURS[label] + 0.7 * 128  # low contrast against the noise
-    frame[top:top + side, left:left + side] = colour + rng.normal(0, 30, (side, side, 3))
-    return np.clip(frame, 0, 255).astype(np.uint8)
 
 
 def write_demo(out: Path, clips_per_class: int = 30, seed: int = 0, layout: str = "folder",
@@ -109,10 +87,7 @@ def write_ssw60_demo(out: Path, clips_per_class: int = 8, seed: int = 0, frames_
         n_test = max(1, round(clips_per_class * test_fraction))
         for i in range(clips_per_class):
             asset = f"{100000 + label * 1000 + i}"
-            soundfile.write(out / "audio" / f"{asset}.wav", synth_wave(label, rng), SAMPLE_RATE, subtype="PCM_16")
-            (out / "frames" / asset).mkdir(parents=True, exist_ok=True)
-            for j in range(frames_per_clip):
-                Image.fromarray(synth_frame(label, image_size, rng)).save(out / "frames" / asset / f"{j + 1:05d}.jpg")
+            write_clip(out / "audio" / f"{asset}.wav", out / "frames" / asset, label, rng, frames_per_clip, image_size)
             rows.append([asset, label, "test" if i < n_test else "train", 25, 250, 10.0, int(len(rows) % 7 != 6)])
     with open(out / "video_ml.csv", "w", newline="") as fh:
         writer = csv.writer(fh)
@@ -121,31 +96,43 @@ def write_ssw60_demo(out: Path, clips_per_class: int = 8, seed: int = 0, frames_
     return out
 
 
+# --dataset -> (default folder, writer of the layout with (out, clips_per_class, seed, frames_per_clip, image_size))
+LAYOUTS = {"ssw60": ("demo_data/SSW60", write_ssw60_demo, "SSW60"),
+           "kinetics_sounds": ("demo_data/KineticsSounds", write_kinetics_sounds_demo, "Kinetics-Sounds"),
+           "ave": ("demo_data/AVE", write_ave_demo, "AVE"),
+           "vggsound": ("demo_data/VGGSound", write_vggsound_demo, "VGGSound")}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", choices=["cremad", "ssw60", "voxceleb"], default="cremad", help="which layout to write")
-    parser.add_argument("--out", default=None,
-                        help="where to write the tree (default demo_data/CREMA-D, demo_data/SSW60 or demo_data/VoxCeleb)")
-    parser.add_argument("--clips_per_class", type=int, default=30)
+    parser.add_argument("--dataset", choices=["cremad", "voxceleb", *LAYOUTS], default="cremad",
+                        help="which layout to write")
+    parser.add_argument("--out", default=None, help="where to write the tree (default demo_data/<dataset>)")
+    parser.add_argument("--clips_per_class", type=int, default=None,
+                        help="clips per class (default 30; SSW60 8)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--layout", choices=["folder", "single"], default="folder",
-                        help="folder: Image-01-FPS/<clip>/NNNNN.jpg; single: image/<clip>.jpg")
-    parser.add_argument("--frames_per_clip", type=int, default=3)
-    parser.add_argument("--image_size", type=int, default=96, help="side of the written jpg frames")
-    parser.add_argument("--test_fraction", type=float, default=0.2)
+                        help="CREMA-D only. folder: Image-01-FPS/<clip>/NNNNN.jpg; single: image/<clip>.jpg")
+    parser.add_argument("--frames_per_clip", type=int, default=None, help="frames per clip (default 3; AVE 4)")
+    parser.add_argument("--image_size", type=int, default=None,
+                        help="side of the written jpg frames (default 96 for CREMA-D, 64 for the others)")
+    parser.add_argument("--test_fraction", type=float, default=0.2, help="CREMA-D and SSW60 only")
     args = parser.parse_args(argv)
     if args.dataset == "voxceleb":
         out = write_voxceleb_demo(Path(args.out or "demo_data/VoxCeleb"), seed=args.seed)
         print(f"wrote a demo speaker-verification set in the VoxCeleb layout to {out}")
         return
-    if args.dataset == "ssw60":
-        out = write_ssw60_demo(Path(args.out or "demo_data/SSW60"), args.clips_per_class, args.seed,
-                               args.frames_per_clip, args.image_size, args.test_fraction)
-        print(f"wrote {6 * args.clips_per_class} demo clips in the SSW60 layout to {out}")
+    per_class = args.clips_per_class or (30 if args.dataset in ("cremad", "kinetics_sounds", "ave", "vggsound") else 8)
+    if args.dataset == "cremad":
+        out = write_demo(Path(args.out or "demo_data/CREMA-D"), per_class, args.seed, args.layout,
+                         args.frames_per_clip or 3, args.image_size or 96, args.test_fraction)
+        print(f"wrote {6 * per_class} demo clips in the CREMA-D layout to {out}")
         return
-    out = write_demo(Path(args.out or "demo_data/CREMA-D"), args.clips_per_class, args.seed, args.layout,
-                     args.frames_per_clip, args.image_size, args.test_fraction)
-    print(f"wrote {6 * args.clips_per_class} demo clips in the CREMA-D layout to {out}")
+    default_out, writer, title = LAYOUTS[args.dataset]
+    options = {"test_fraction": args.test_fraction} if args.dataset == "ssw60" else {}
+    frames = args.frames_per_clip or (4 if args.dataset == "ave" else 3)
+    out = writer(Path(args.out or default_out), per_class, args.seed, frames, args.image_size or 64, **options)
+    print(f"wrote {6 * per_class} demo clips in the {title} layout to {out}")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,14 @@
-"""The loop every preparation script shares: do each clip's job under a progress bar, skip
-finished clips, keep going past failures and report them at the end (and in failed.txt)."""
+"""What the preparation scripts share: the loop that does each clip's job under a progress bar, skips
+finished clips, keeps going past failures and reports them (failed.txt); and the job most of them run,
+one video -> frames/<clip>/00001.jpg ... (OpenCV) + audio/<clip>.wav (PyAV, mono 16 kHz)."""
 from pathlib import Path
-from typing import Callable, Iterable, List, Tuple
+from typing import Callable, Dict, Iterable, List, Sequence, Tuple
 
 from tqdm import tqdm
+
+from .video import extract_audio, extract_frames
+
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".flv")
 
 
 def prepare_all(jobs: Iterable[Tuple[str, Callable[[], None], Callable[[], bool]]], report_dir: Path,
@@ -26,3 +31,43 @@ def prepare_all(jobs: Iterable[Tuple[str, Callable[[], None], Callable[[], bool]
         report.unlink(missing_ok=True)
         print("all clips done")
     return failed
+
+
+def prepare_video_clip(video: Path, frames: Path, wav: Path, fps: float) -> None:
+    """Frames at `fps` and the audio track of one video; what exists already is kept (each appears only whole)."""
+    if not video.is_file():
+        raise RuntimeError(f"video not found: {video}")
+    if not frames.is_dir():
+        extract_frames(video, frames, fps)
+    if not wav.is_file():
+        extract_audio(video, wav)
+
+
+def find_videos(folder: Path, clip_of: Callable[[str], str] = lambda stem: stem) -> Dict[str, Path]:
+    """{clip name: video} for every video file under `folder` (class subfolders included); clip_of maps a
+    file's stem to the clip name the lists use (e.g. VGGSound's zero-padded start)."""
+    return {clip_of(p.stem): p for p in sorted(Path(folder).rglob("*")) if p.suffix.lower() in VIDEO_SUFFIXES}
+
+
+def prepare_listed_clips(root: Path, clips: Sequence[str], videos: Dict[str, Path], fps: float,
+                         video_dir: Path) -> int:
+    """Frames + wav for every listed clip that has a video; the listed clips without one go to
+    <root>/missing.txt and are counted. Exit status: 1 if a clip failed, else 0."""
+    (root / "frames").mkdir(parents=True, exist_ok=True)
+    (root / "audio").mkdir(parents=True, exist_ok=True)
+    listed = list(dict.fromkeys(clips))
+    missing = [clip for clip in listed if clip not in videos]
+    report = root / "missing.txt"
+    if missing:
+        report.write_text("\n".join(missing) + "\n")
+        print(f"{len(missing)} of the {len(listed)} listed clips have no video in {video_dir} (listed in {report}); "
+              "train with --skip_missing True to leave them out")
+    else:
+        report.unlink(missing_ok=True)
+    jobs = []
+    for clip in listed:
+        if clip in videos:
+            frames, wav = root / "frames" / clip, root / "audio" / f"{clip}.wav"
+            jobs.append((videos[clip].name, lambda v=videos[clip], f=frames, w=wav: prepare_video_clip(v, f, w, fps),
+                         lambda f=frames, w=wav: f.is_dir() and w.is_file()))
+    return 1 if prepare_all(jobs, root, "frames + audio") else 0

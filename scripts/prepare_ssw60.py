@@ -12,18 +12,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from dataset.errors import DataError, first_line_of  # noqa: E402
-from dataset.preparation import prepare_all  # noqa: E402
+from dataset.preparation import prepare_all, prepare_video_clip  # noqa: E402
 from dataset.ssw60 import read_video_list  # noqa: E402
-from dataset.video import extract_audio, extract_frames  # noqa: E402
-
-
-def prepare_clip(video: Path, frames: Path, wav: Path, fps: float) -> None:
-    if not video.is_file():
-        raise RuntimeError(f"video not found: {video}")
-    if not frames.is_dir():
-        extract_frames(video, frames, fps)
-    if not wav.is_file():
-        extract_audio(video, wav)
 
 
 def main(argv=None) -> int:
@@ -45,7 +35,7 @@ def main(argv=None) -> int:
     jobs = []
     for asset, _ in splits["train"] + splits["test"]:
         video, frames, wav = root / args.video_dir / f"{asset}{args.ext}", root / "frames" / asset, root / "audio" / f"{asset}.wav"
-        jobs.append((video.name, lambda v=video, f=frames, w=wav: prepare_clip(v, f, w, args.fps),
+        jobs.append((video.name, lambda v=video, f=frames, w=wav: prepare_video_clip(v, f, w, args.fps),
                      lambda f=frames, w=wav: f.is_dir() and w.is_file()))
     return 1 if prepare_all(jobs, root, "frames + audio") else 0
 

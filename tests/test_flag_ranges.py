@@ -4,11 +4,14 @@ import pytest
 import torch
 
 import main_CD
+import main_AVE
+import main_KS
 import main_SSW
+import main_VGG
 import main_Vox
 from utils.flag_types import Bounded
 
-ENTRY_SCRIPTS = (main_CD, main_SSW, main_Vox)
+ENTRY_SCRIPTS = (main_CD, main_SSW, main_Vox, main_KS, main_AVE, main_VGG)
 
 
 def numeric_flags(module):

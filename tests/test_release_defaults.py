@@ -40,6 +40,18 @@ def test_main_ssw_follows_the_released_main_cd():
     assert (args.epochs, args.lr_decay_step, args.batch_size) == (200, 100, 32)
 
 
+@pytest.mark.parametrize("entry,recipe,defaults", [
+    ("main_KS", "OGM-GE's main.py", (100, 70, 64, 3, 10.24)),
+    ("main_AVE", "PMR's AVE scripts", (130, 70, 64, 4, 10.0)),
+    ("main_VGG", "OGM-GE's main.py", (100, 70, 64, 3, 5.0)),
+])
+def test_the_other_benchmarks_follow_the_code_their_numbers_come_from(entry, recipe, defaults):
+    module = __import__(entry)
+    assert f"training (defaults: {recipe})" in help_text(module)
+    args = module.build_parser().parse_args([])
+    assert (args.epochs, args.lr_decay_step, args.batch_size, args.num_frames, args.audio_seconds) == defaults
+
+
 def test_main_vox_defaults_are_main_vox2s():
     text = help_text(main_Vox)
     for shown in ("training (defaults: the released main_vox2.py)", "(default: 256)", "StepLR period in epochs (default: 70)",

@@ -8,7 +8,7 @@ from . import distributed
 def attach_caches(data, args, source_name: str, show_progress: bool = True) -> None:
     if args.cache_dir is None:
         return
-    for split, dataset in (("train", data.train), ("test", data.test)):
+    for split, dataset in (("train", data.train), ("val", getattr(data, "val", None)), ("test", data.test)):
         if dataset is None:
             continue
         signature = {**dataset.cache_signature(), "frame_short_side": args.cache_frame_size}

@@ -42,13 +42,18 @@ class Datasets:
 
 
 def labelled_clip_datasets(args, classes: Sequence[str], train: Samples, test: Samples, source: str,
-                           make: Callable[[Samples, bool, str], object], with_train: bool, base: Path) -> Datasets:
+                           make: Callable[[Samples, bool, str], object], with_train: bool, base: Path,
+                           val: Optional[Samples] = None) -> Datasets:
     """Train / validation / test datasets of a clip-classification set from its lists.
     `make(samples, train, split name)` builds one dataset; `source` says which split the lists are;
-    --val_split (a fraction or a csv relative to `base`) moves validation clips out of train."""
-    val = None
-    notes = [f"split: {source}, {len(train)} train / {len(test)} test clips (kept in the run directory)"]
-    if args.val_split is not None and with_train:  # evaluating a checkpoint needs the test split only
+    `val` is a dataset's own validation list (AVE's); else --val_split (a fraction or a csv relative to
+    `base`) moves validation clips out of train."""
+    counts = f"{len(train)} train / {len(val)} validation / {len(test)} test" if val else \
+        f"{len(train)} train / {len(test)} test"
+    notes = [f"split: {source}, {counts} clips (kept in the run directory)"]
+    if not with_train:  # evaluating a checkpoint needs the test split only
+        val = None
+    elif args.val_split is not None:
         train, val, note = hold_out_validation(train, test, args.val_split, args.random_seed, classes, base)
         notes.append(note)
     data = Datasets(classes=list(classes), test=make(test, False, f"test split ({source})"), notes=notes)

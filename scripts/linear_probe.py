@@ -25,7 +25,7 @@ from utils.checkpoint import load_checkpoint  # noqa: E402
 from utils.engine import to_device  # noqa: E402
 from utils.sampling import make_loader  # noqa: E402
 
-ENTRY_SCRIPTS = {"cremad": "main_CD", "ssw60": "main_SSW"}  # checkpoint's dataset name -> the entry script that reads it
+ENTRY_SCRIPTS = {"cremad": "main_CD", "ssw60": "main_SSW", "ks": "main_KS", "ave": "main_AVE", "vggsound": "main_VGG"}  # checkpoint's dataset name -> the entry script that reads it
 
 
 @torch.no_grad()
@@ -67,7 +67,7 @@ def probe(ckpt_path, modality, data_root=None, epochs=300, lr=1e-2, batch_size=6
     # The run's own input and model settings, as evaluation restores them; --data_root may be typed.
     restore_settings(args, ckpt["args"], {"data_root"} if data_root is not None else set())
     data = entry.SOURCE.build(args, True)
-    data.train.transform = data.test.transform  # features without augmentation
+    data.train = data.train.evaluation_view()  # features without augmentation (and the test-time audio crop)
     model = build_model(args, len(data.classes))
     match_checkpoint_architecture(model, ckpt["model_config"])
     model.load_state_dict(ckpt["model"])

@@ -5,15 +5,13 @@ its own validation list).
     python main_AVE.py --ckpt_path runs/ave/<run>/best.pt --data_root /path/to/AVE
 """
 import argparse
-from pathlib import Path
 
 from dataset import DataError
 from dataset.audio_recipes import Spectrogram
 from dataset.ave import LISTS, read_ave_lists
-from dataset.clips import AVClipDataset
 from utils.args import add_clip_args, add_shared_args, clip_options, entry_parser
 from utils.cli import run_main
-from utils.datasets import Datasets, labelled_clip_datasets
+from utils.datasets import Datasets, clip_maker, existing_data_root, labelled_clip_datasets
 from utils.runner import DataSource
 
 
@@ -31,20 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_datasets(args, with_train: bool) -> Datasets:
-    root = Path(args.data_root)
-    if not root.is_dir():
-        raise DataError(f"data root not found: {root}. Pass --data_root /path/to/AVE "
-                        "(or make demo data: python -m dataset.demo --dataset ave)")
+    root = existing_data_root(args.data_root, "AVE", "ave")
     if args.val_split is not None:
         raise DataError("AVE has its own validation list (valSet.txt), which picks best.pt: drop --val_split")
     classes, splits = read_ave_lists(root)
-    audio_dir, frames_dir, options = root / args.audio_dir, root / args.frames_dir, clip_options(args)
-    recipe = Spectrogram(args.audio_seconds)
-
-    def make(samples, train, split_name):
-        return AVClipDataset(audio_dir, frames_dir, samples, train=train, split_name=split_name, audio_recipe=recipe,
-                             **options)
-
+    make = clip_maker(root / args.audio_dir, root / args.frames_dir, clip_options(args), Spectrogram(args.audio_seconds))
     return labelled_clip_datasets(args, classes, splits["train"], splits["test"], "AVE's own lists", make,
                                   with_train, root, val=splits["val"])
 

@@ -4,15 +4,12 @@
     python main_KS.py --ckpt_path runs/ks/<run>/best.pt --data_root /path/to/KineticsSounds
 """
 import argparse
-from pathlib import Path
 
-from dataset import DataError
 from dataset.audio_recipes import KaldiFbank
-from dataset.clips import AVClipDataset
 from dataset.kinetics_sounds import class_names, load_lists
 from utils.args import add_clip_args, add_shared_args, clip_options, entry_parser
 from utils.cli import run_main
-from utils.datasets import Datasets, labelled_clip_datasets
+from utils.datasets import Datasets, clip_maker, existing_data_root, labelled_clip_datasets
 from utils.runner import DataSource
 
 
@@ -34,19 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_datasets(args, with_train: bool) -> Datasets:
-    root = Path(args.data_root)
-    if not root.is_dir():
-        raise DataError(f"data root not found: {root}. Pass --data_root /path/to/KineticsSounds "
-                        "(or make demo data: python -m dataset.demo --dataset kinetics_sounds)")
+    root = existing_data_root(args.data_root, "KineticsSounds", "kinetics_sounds")
     train, test, source = load_lists(root, args.train_list, args.test_list)
     classes = class_names(train + test, root / args.class_csv if args.class_csv else None)
-    audio_dir, frames_dir, options = root / args.audio_dir, root / args.frames_dir, clip_options(args)
-    recipe = KaldiFbank(args.audio_seconds)
-
-    def make(samples, train, split_name):
-        return AVClipDataset(audio_dir, frames_dir, samples, train=train, split_name=split_name, audio_recipe=recipe,
-                             **options)
-
+    make = clip_maker(root / args.audio_dir, root / args.frames_dir, clip_options(args), KaldiFbank(args.audio_seconds))
     return labelled_clip_datasets(args, classes, train, test, source, make, with_train, root)
 
 

@@ -6,14 +6,11 @@
     python main_SSW.py --ckpt_path runs/ssw60/<run>/best.pt --data_root /path/to/SSW60
 """
 import argparse
-from pathlib import Path
 
-from dataset import DataError
-from dataset.clips import AVClipDataset
 from dataset.ssw60 import read_video_list
 from utils.args import add_clip_args, add_shared_args, clip_options, entry_parser, str2bool
 from utils.cli import run_main
-from utils.datasets import Datasets, labelled_clip_datasets
+from utils.datasets import Datasets, clip_maker, existing_data_root, labelled_clip_datasets
 from utils.runner import DataSource
 
 
@@ -33,16 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_datasets(args, with_train: bool) -> Datasets:
-    root = Path(args.data_root)
-    if not root.is_dir():
-        raise DataError(f"data root not found: {root}. Pass --data_root /path/to/SSW60 "
-                        "(or make demo data: python -m dataset.demo --dataset ssw60)")
+    root = existing_data_root(args.data_root, "SSW60", "ssw60")
     classes, splits = read_video_list(root / args.csv, args.reliable_audio_only)
-    audio_dir, frames_dir, options = root / args.audio_dir, root / args.frames_dir, clip_options(args)
-
-    def make(samples, train, split_name):
-        return AVClipDataset(audio_dir, frames_dir, samples, train=train, split_name=split_name, **options)
-
+    make = clip_maker(root / args.audio_dir, root / args.frames_dir, clip_options(args))
     return labelled_clip_datasets(args, classes, splits["train"], splits["test"], f"official {args.csv}", make,
                                   with_train, root)
 

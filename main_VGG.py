@@ -5,15 +5,12 @@
     python main_VGG.py --ckpt_path runs/vggsound/<run>/best.pt --data_root /path/to/VGGSound --skip_missing True
 """
 import argparse
-from pathlib import Path
 
-from dataset import DataError
 from dataset.audio_recipes import LogStftCrop
-from dataset.clips import AVClipDataset
 from dataset.vggsound import read_vggsound_csv
 from utils.args import add_clip_args, add_shared_args, clip_options, entry_parser
 from utils.cli import run_main
-from utils.datasets import Datasets, labelled_clip_datasets
+from utils.datasets import Datasets, clip_maker, existing_data_root, labelled_clip_datasets
 from utils.runner import DataSource
 
 
@@ -31,18 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_datasets(args, with_train: bool) -> Datasets:
-    root = Path(args.data_root)
-    if not root.is_dir():
-        raise DataError(f"data root not found: {root}. Pass --data_root /path/to/VGGSound "
-                        "(or make demo data: python -m dataset.demo --dataset vggsound)")
+    root = existing_data_root(args.data_root, "VGGSound", "vggsound")
     classes, splits = read_vggsound_csv(root / args.csv)
-    audio_dir, frames_dir, options = root / args.audio_dir, root / args.frames_dir, clip_options(args)
-    recipe = LogStftCrop(args.audio_seconds)
-
-    def make(samples, train, split_name):
-        return AVClipDataset(audio_dir, frames_dir, samples, train=train, split_name=split_name, audio_recipe=recipe,
-                             **options)
-
+    make = clip_maker(root / args.audio_dir, root / args.frames_dir, clip_options(args), LogStftCrop(args.audio_seconds))
     return labelled_clip_datasets(args, classes, splits["train"], splits["test"], f"official {args.csv}", make,
                                   with_train, root)
 

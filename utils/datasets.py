@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple
 
+from dataset.clips import AVClipDataset
+from dataset.errors import DataError
 from dataset.file_check import check_files
 from dataset.splits import write_split
 from dataset.validation import hold_out_validation
@@ -62,3 +64,21 @@ def labelled_clip_datasets(args, classes: Sequence[str], train: Samples, test: S
         data.val = make(val, False, "validation split") if val is not None else None
     data.keep_lists(classes, train=train, val=val, test=test)
     return data.note_skipped()
+
+
+def existing_data_root(path: str, dataset: str, demo: str) -> Path:
+    """--data_root as a Path, or one error line saying how to point it at the data (or make demo data)."""
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(f"data root not found: {root}. Pass --data_root /path/to/{dataset} "
+                        f"(or make demo data: python -m dataset.demo --dataset {demo})")
+    return root
+
+
+def clip_maker(audio_dir: Path, frames_dir: Path, options: dict, audio_recipe=None):
+    """make(samples, train, split name) for labelled_clip_datasets: clips of one wav folder and one frames
+    folder, read with the dataset's audio recipe and the clip flags' options."""
+    def make(samples, train, split_name):
+        return AVClipDataset(audio_dir, frames_dir, samples, train=train, split_name=split_name,
+                             audio_recipe=audio_recipe, **options)
+    return make

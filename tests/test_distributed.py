@@ -12,23 +12,24 @@ from conftest import ROOT, TINY_FLAGS
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
 
 
-def launch(cmd, **kw):
+def launch_together(*cmds):
+    """Start the commands side by side (one thread each, so the two cores are shared) and wait for all;
+    returns their finished processes (stdout as text)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=300, **kw)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    return proc
-
-
-def launch_one_and_two(script, out_dir, *script_args):
-    """The helper script alone and under torchrun with 2 processes, side by side (one thread each, so the
-    two cores are shared); returns what each saved."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    procs = [subprocess.Popen([*prefix, script, str(out_dir / name), *script_args], cwd=ROOT, env=env, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-             for prefix, name in (([sys.executable], "one.pt"), (TORCHRUN, "two.pt"))]
+    procs = [subprocess.Popen(cmd, cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for cmd in cmds]
+    done = []
     for proc in procs:
         out, err = proc.communicate(timeout=400)
         assert proc.returncode == 0, out[-2000:] + err[-4000:]
+        done.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    return done
+
+
+def launch_one_and_two(script, out_dir, *script_args):
+    """The helper script alone and under torchrun with 2 processes, side by side; returns what each saved."""
+    launch_together([sys.executable, script, str(out_dir / "one.pt"), *script_args],
+                    [*TORCHRUN, script, str(out_dir / "two.pt"), *script_args])
     return torch.load(out_dir / "one.pt"), torch.load(out_dir / "two.pt")
 
 
@@ -50,8 +51,8 @@ def test_torchrun_run_matches_single_process(tmp_path, demo_root):
     # exactly; that the weight updates agree is the gradient test above.
     flags = ["--train", "--data_root", str(demo_root), "--epochs", "2", "--mmcosine", "True",
              *TINY_FLAGS, "--learning_rate", "0", "--device", "cpu"]  # gloo on CPU, also where a GPU exists
-    launch([sys.executable, "main_CD.py", *flags, "--run_dir", str(tmp_path / "one")])
-    proc = launch([*TORCHRUN, "main_CD.py", *flags, "--run_dir", str(tmp_path / "two")])
+    _, proc = launch_together([sys.executable, "main_CD.py", *flags, "--run_dir", str(tmp_path / "one")],
+                              [*TORCHRUN, "main_CD.py", *flags, "--run_dir", str(tmp_path / "two")])
     one, two = metrics(tmp_path / "one"), metrics(tmp_path / "two")
     assert len(one) == len(two) == 2
     for a, b in zip(one, two):
@@ -67,8 +68,7 @@ def test_torchrun_run_matches_single_process(tmp_path, demo_root):
     # Evaluating the checkpoint on 2 processes gives the single-process numbers.
     ckpt = str(tmp_path / "two" / "best.pt")
     evaluate = ["main_CD.py", "--ckpt_path", ckpt, "--data_root", str(demo_root), "--device", "cpu", *TINY_FLAGS]
-    single = launch([sys.executable, *evaluate])
-    double = launch([*TORCHRUN, *evaluate])
+    single, double = launch_together([sys.executable, *evaluate], [*TORCHRUN, *evaluate])
     assert single.stdout.strip().splitlines()[-1] == double.stdout.strip().splitlines()[-1]
 
 

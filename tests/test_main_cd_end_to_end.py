@@ -99,7 +99,7 @@ def test_evaluation_takes_every_input_setting_from_the_checkpoint(trained_run, d
 
 STATEFUL = {"pmr": [], "inforeg": [], "agm": [], "cml": [], "mla": ["--mla_projection", "replace"],
             "reconboost": ["--reconboost_stage_epochs", "1", "--reconboost_rectify_epochs", "1"],
-            "lfm": ["--lfm_holdout_clips", "4"], "sample_level": ["--valuation_warmup", "1"]}
+            "lfm": ["--lfm_holdout_clips", "4"], "modality_level": ["--valuation_warmup", "1"]}
 
 
 @pytest.mark.parametrize("method", sorted(STATEFUL))
@@ -109,7 +109,7 @@ def test_methods_with_state_resume_exactly(method, demo_root, tmp_path):
     flags = ["--train", "--data_root", str(demo_root), "--method", method, *TINY_FLAGS, "--learning_rate", "0.001",
              *STATEFUL[method]]
     # The resampled train set's copies are keys the loader's workers read: two workers draw what none do.
-    workers = ["--num_workers", "2"] if method == "sample_level" else []
+    workers = ["--num_workers", "2"] if method == "modality_level" else []
     main_CD.main([*flags, "--run_dir", str(tmp_path / "straight"), "--epochs", "2", *workers])
     main_CD.main([*flags, "--run_dir", str(tmp_path / "stopped"), "--epochs", "1"])
     main_CD.main(["--resume", str(tmp_path / "stopped"), "--epochs", "2", "--no_progress"])

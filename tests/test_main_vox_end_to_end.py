@@ -165,13 +165,13 @@ def test_bad_trial_lists_are_one_clear_error(vox_root, tmp_path, capsys, edit, m
 
 def test_torchrun_evaluation_matches_one_process_and_training_runs(vox_run, vox_root, tmp_path):
     """Each process embeds a shard of the utterances; the summed rows must give the single-process scores."""
-    from test_distributed import TORCHRUN, launch
+    from test_distributed import TORCHRUN, launch_together
     evaluate = ["main_Vox.py", "--ckpt_path", str(vox_run / "best.pt"), *data_flags(vox_root), *TINY, "--device", "cpu"]
-    single = launch([sys.executable, *evaluate])
-    double = launch([*TORCHRUN, *evaluate])
+    single, double, _ = launch_together(
+        [sys.executable, *evaluate], [*TORCHRUN, *evaluate],
+        [*TORCHRUN, "main_Vox.py", "--train", *data_flags(vox_root), "--epochs", "1", "--device", "cpu",
+         "--run_dir", str(tmp_path / "ddp"), *TINY])
     assert single.stdout.strip().splitlines()[-1] == double.stdout.strip().splitlines()[-1]
-    launch([*TORCHRUN, "main_Vox.py", "--train", *data_flags(vox_root), "--epochs", "1", "--device", "cpu",
-            "--run_dir", str(tmp_path / "ddp"), *TINY])
     (logged,) = rows(tmp_path / "ddp")
     assert 0 <= logged["test_vox1_o_eer"] <= 100 and logged["train_count"] > 0
 

@@ -79,8 +79,12 @@ TORCHRUN_METHODS = ["mmpareto", "agm", "inforeg", "opm", "mbsd", "mla", "amco@2"
 
 def test_two_processes_train_the_methods_as_one(tmp_path):
     """Methods that run under torchrun (the others refuse it) update the weights as one process does."""
-    one_all, two_all = launch_one_and_two(str(ROOT / "tests" / "helpers" / "ddp_method_step.py"), tmp_path,
-                                          *TORCHRUN_METHODS)
+    # torchrun alone on the two cores (its ranks wait on each other at every collective), then the
+    # one-process reference in this process
+    from helpers.ddp_method_step import train_methods
+    launch_together([*TORCHRUN, str(ROOT / "tests" / "helpers" / "ddp_method_step.py"), str(tmp_path / "two.pt"),
+                     *TORCHRUN_METHODS])
+    one_all, two_all = train_methods(TORCHRUN_METHODS), torch.load(tmp_path / "two.pt")
     for method in TORCHRUN_METHODS:
         one, two = one_all[method], two_all[method]
         for mine, theirs in zip(one["logged"], two["logged"]):

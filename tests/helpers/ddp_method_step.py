@@ -1,15 +1,20 @@
-"""Run by tests/test_distributed.py, alone or under torchrun: for each balancing method named (NAME or
-NAME@EPOCH), start_epoch and two training steps (its own train_step) on one global batch of 8, in
-float64, through the project's DDP / SyncBN wrapping. Methods see a 16-clip training set (the batch's
-clips twice) for their per-epoch passes, dealt out over the processes as the runner does. Rank 0
-saves, per method, the parameters after the steps and the logged numbers."""
+"""Run by tests/test_distributed.py under torchrun (and imported by it for the one-process reference):
+for each balancing method named (NAME or NAME@EPOCH), start_epoch and two training steps (its own
+train_step) on one global batch of 8, in float64, through the project's DDP / SyncBN wrapping, with
+small two-stage convolutional encoders (what is checked is how the methods' gradients, scores and
+per-epoch passes combine over processes, which the encoders' depth does not change). Methods
+see a 16-clip training set (the batch's clips twice) for their per-epoch passes, dealt out over the
+processes as the runner does. Rank 0 saves, per method, the parameters after the steps and the logged
+numbers."""
 import sys
 from pathlib import Path
 
 import torch
+from torch import nn
 from torch.utils.data import default_collate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import main_CD  # noqa: E402
 from models import AVClassifier  # noqa: E402
 from utils import distributed  # noqa: E402
@@ -19,12 +24,25 @@ from utils.methods.step import Step  # noqa: E402
 from utils.precision import Precision  # noqa: E402
 from clips import Clips  # noqa: E402  (beside this script)
 
-out_path, method_names = sys.argv[1], sys.argv[2:]
-torch.set_default_dtype(torch.float64)
-device = distributed.init_from_env("cpu") or torch.device("cpu")
 # Small enough for 8 float64 clips: what the per-epoch passes need (k-means over 6 classes, LFM's batch).
 FLAGS = ["--opm_warmup", "0", "--relearn_every", "1", "--relearn_holdout", "0.5", "--valuation_warmup", "0",
          "--lfm_holdout_clips", "4", "--mla_projection", "replace", "--opm_p_exe", "1.0"]
+
+
+class SmallEncoder(nn.Module):
+    """conv-BN-ReLU twice to 512 channels, pooled; visual input (B, 3, T, H, W) has T folded into the batch."""
+
+    def __init__(self, in_channels: int):
+        super().__init__()
+        self.trunk = nn.Sequential(nn.Conv2d(in_channels, 16, 3, 2, 1), nn.BatchNorm2d(16), nn.ReLU(),
+                                   nn.Conv2d(16, 512, 3, 2, 1), nn.BatchNorm2d(512), nn.ReLU())
+
+    def forward(self, x):
+        if x.dim() == 5:
+            b = x.shape[0]
+            maps = self.trunk(x.transpose(1, 2).reshape(-1, *x.shape[1:2], *x.shape[3:]))
+            return maps.reshape(b, -1, *maps.shape[1:]).mean(dim=(1, 3, 4))
+        return self.trunk(x).mean(dim=(2, 3))
 
 
 def passes_over(raw):
@@ -38,13 +56,13 @@ def passes_over(raw):
     return forward_batches
 
 
-def two_steps(spec):
+def two_steps(spec, device):
     name, _, epoch = spec.partition("@")
     epoch = int(epoch or 1)
     args = main_CD.build_parser().parse_args(["--method", name, *FLAGS])
     args.fusion_method, args.mmcosine, args.scaling = "concat", False, 10.0
     torch.manual_seed(0)
-    model = AVClassifier(6, "concat", mmcosine=False)
+    model = AVClassifier(6, "concat", mmcosine=False, audio_encoder=SmallEncoder(1), visual_encoder=SmallEncoder(3))
     method = build_method(args)
     method.configure_model(model)
     g = torch.Generator().manual_seed(1)
@@ -66,7 +84,19 @@ def two_steps(spec):
     return {"params": {k: p.detach().clone() for k, p in raw.named_parameters()}, "logged": logged}
 
 
-results = {spec: two_steps(spec) for spec in method_names}
-if distributed.is_main_process():
-    torch.save(results, out_path)
-distributed.cleanup()
+def train_methods(specs, device=torch.device("cpu")):
+    """{spec: {"params", "logged"}} after each method's epoch start and two steps, in float64."""
+    dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        return {spec: two_steps(spec, device) for spec in specs}
+    finally:
+        torch.set_default_dtype(dtype)
+
+
+if __name__ == "__main__":
+    torch.set_default_dtype(torch.float64)  # before the process group's first tensors
+    results = train_methods(sys.argv[2:], distributed.init_from_env("cpu") or torch.device("cpu"))
+    if distributed.is_main_process():
+        torch.save(results, sys.argv[1])
+    distributed.cleanup()

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import default_collate
 
-from helpers.clips import Clips
+from helpers.clips import Clips, passes_over
 from models import AVClassifier
 from test_staged_methods import args_of, batch
 from utils.methods import build_method
@@ -25,17 +25,6 @@ from utils.seed import sample_seed
 def clips(n=12, classes=3):
     audio, visual, _ = batch(n)
     return Clips(audio, visual, torch.arange(n) % classes)
-
-
-def forward_batches_of(model):
-    def forward_batches(dataset, keys):
-        model.eval()
-        keys = list(keys)
-        for start in range(0, len(keys), 4):
-            audio, visual, labels = default_collate([dataset[k] for k in keys[start:start + 4]])
-            with torch.no_grad():
-                yield model(audio, visual), labels
-    return forward_batches
 
 
 # ---- Re-learning
@@ -78,7 +67,7 @@ def test_relearning_moves_each_encoder_toward_its_start_by_its_purity_gap():
             p.add_(0.1)  # as if trained
     trained = copy.deepcopy(model)
     method.split_train(clips(12), 0)
-    method.forward_batches = forward_batches_of(model)
+    method.forward_batches = passes_over(model)
     record = method.start_epoch(3, model, None)
     assert max(record["relearn_weight_audio"], record["relearn_weight_visual"]) > 0.1  # something moved
     for m in ("audio", "visual"):
@@ -168,7 +157,7 @@ def test_valuation_scores_each_clip_from_one_pass():
     model = AVClassifier(3, "concat")
     method = build_method(args_of("sample_level", "--valuation_warmup", "1"))
     method.split_train(clips(8), 0)
-    method.forward_batches = forward_batches_of(model)
+    method.forward_batches = passes_over(model)
     assert method.start_epoch(1, model, None) == {} and method.train_entries(1) is None  # warm-up
     record = method.start_epoch(2, model, None)
     audio, visual, labels = default_collate([method.train_set[i] for i in range(8)])

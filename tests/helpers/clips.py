@@ -11,3 +11,21 @@ class Clips:
 
     def __getitem__(self, key):
         return self.items[key[0] if isinstance(key, tuple) else key]
+
+
+def passes_over(model, batch_size: int = 4):
+    """A Method.forward_batches for tests, as the runner's: eval mode, no gradient, batches of this process's
+    share of the keys (every N-th under torchrun)."""
+    import torch
+    from torch.utils.data import default_collate
+
+    from utils import distributed
+
+    def forward_batches(dataset, keys):
+        mine = list(keys)[distributed.rank()::distributed.world_size()]
+        model.eval()
+        for start in range(0, len(mine), batch_size):
+            audio, visual, labels = default_collate([dataset[k] for k in mine[start:start + batch_size]])
+            with torch.no_grad():
+                yield model(audio, visual), labels
+    return forward_batches

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.data import default_collate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -22,7 +21,7 @@ from utils.build import prepare_model  # noqa: E402
 from utils.methods import build_method  # noqa: E402
 from utils.methods.step import Step  # noqa: E402
 from utils.precision import Precision  # noqa: E402
-from clips import Clips  # noqa: E402  (beside this script)
+from clips import Clips, passes_over  # noqa: E402  (beside this script)
 
 # Small enough for 8 float64 clips: what the per-epoch passes need (k-means over 6 classes, LFM's batch).
 FLAGS = ["--opm_warmup", "0", "--relearn_every", "1", "--relearn_holdout", "0.5", "--valuation_warmup", "0",
@@ -43,17 +42,6 @@ class SmallEncoder(nn.Module):
             maps = self.trunk(x.transpose(1, 2).reshape(-1, *x.shape[1:2], *x.shape[3:]))
             return maps.reshape(b, -1, *maps.shape[1:]).mean(dim=(1, 3, 4))
         return self.trunk(x).mean(dim=(2, 3))
-
-
-def passes_over(raw):
-    def forward_batches(dataset, keys):
-        mine = list(keys)[distributed.rank()::distributed.world_size()]
-        raw.eval()
-        for start in range(0, len(mine), 4):
-            audio, visual, labels = default_collate([dataset[k] for k in mine[start:start + 4]])
-            with torch.no_grad():
-                yield raw(audio, visual), labels
-    return forward_batches
 
 
 def two_steps(spec, device):

@@ -36,6 +36,8 @@ from .splits import stratified_split, write_split
 
 SENTENCES = ["IEO", "TIE", "IOM", "IWW", "TAI", "MTI", "IWL", "ITH", "DFA", "ITS", "TSI", "WSI"]
 LEVELS = ["LO", "MD", "HI", "XX"]
+
+
 def clip_names(clips_per_class: int):
     """Unique `ActorID_Sentence_Emotion_Level` names, clips_per_class per emotion."""
     names = []
@@ -122,7 +124,7 @@ def main(argv=None):
         out = write_voxceleb_demo(Path(args.out or "demo_data/VoxCeleb"), seed=args.seed)
         print(f"wrote a demo speaker-verification set in the VoxCeleb layout to {out}")
         return
-    per_class = args.clips_per_class or (30 if args.dataset in ("cremad", "kinetics_sounds", "ave", "vggsound") else 8)
+    per_class = args.clips_per_class or (8 if args.dataset == "ssw60" else 30)
     if args.dataset == "cremad":
         out = write_demo(Path(args.out or "demo_data/CREMA-D"), per_class, args.seed, args.layout,
                          args.frames_per_clip or 3, args.image_size or 96, args.test_fraction)

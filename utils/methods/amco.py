@@ -73,9 +73,9 @@ class AMCo(Method):
         return {}
 
     def train_step(self, step):
-        combiner = step.raw_model.combiner
         if not self.active(step.epoch):
             return super().train_step(step)
+        combiner = step.raw_model.combiner
         ratio = mask_ratio(self.progress, self.args.amco_eps)
         n_classes = step.raw_model.n_classes
         # Drawn alike on every process, and again alike on resume: seeded by the step.

@@ -88,7 +88,6 @@ class LFM(Method):
     def __init__(self, args):
         super().__init__(args)
         self.weights = (1 - args.lfm_align_init, args.lfm_align_init)
-        self.lr_alpha = args.lfm_lr_alpha
 
     def split_train(self, train, seed, val=None):
         n = self.args.lfm_holdout_clips
@@ -115,11 +114,10 @@ class LFM(Method):
 
     def start_epoch(self, epoch, model, optimizer):
         epoch0 = epoch - 1
+        lr_alpha = self.args.lfm_lr_alpha / 2 ** (epoch0 // 20)  # theirs halves it at epochs 20, 40, ...
         if self.args.lfm_schedule == "fitted":
             self.weights = fitted_weights(epoch0)
         else:
-            if epoch0 % 20 == 0 and epoch0 != 0:
-                self.lr_alpha /= 2
             audio, visual, labels = self.update_batch(model)
             was_training = model.training
             model.eval()  # fixed BatchNorm statistics: one answer on every process, no running-stat update
@@ -129,9 +127,9 @@ class LFM(Method):
                 model.train(was_training)
             grad = distributed.all_reduce_sum(torch.tensor(grad, dtype=torch.float64, device=audio.device)).item() \
                 / distributed.world_size()
-            align = min(0.95, max(0.05, self.weights[1] - self.lr_alpha * grad))
+            align = min(0.95, max(0.05, self.weights[1] - lr_alpha * grad))
             self.weights = (1 - align, align)
-        return {"lfm_alpha_cls": self.weights[0], "lfm_alpha_align": self.weights[1], "lfm_lr_alpha": self.lr_alpha}
+        return {"lfm_alpha_cls": self.weights[0], "lfm_alpha_align": self.weights[1], "lfm_lr_alpha": lr_alpha}
 
     def loss(self, out, labels, epoch):
         loss_cls, loss_al = lfm_losses(out, labels, self.args.lfm_divergence)
@@ -139,8 +137,7 @@ class LFM(Method):
         return 2 * (self.weights[0] * loss_cls + self.weights[1] * loss_al)
 
     def state_dict(self):
-        return {"weights": list(self.weights), "lr_alpha": self.lr_alpha}
+        return {"weights": list(self.weights)}
 
     def load_state_dict(self, state):
         self.weights = tuple(state.get("weights", self.weights))
-        self.lr_alpha = state.get("lr_alpha", self.lr_alpha)

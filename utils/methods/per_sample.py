@@ -6,6 +6,13 @@ from typing import Callable, Sequence
 import torch
 
 from .. import distributed
+from ..seed import sample_seed
+
+
+def training_pass_keys(seed: int, epoch: int, indices: Sequence[int]):
+    """Keys of an eval-mode pass over training clips before `epoch`: augmented as for training, with draws
+    of their own (epoch -epoch), so the pass depends on (seed, epoch) alone and never repeats training's."""
+    return [(i, sample_seed(seed, -epoch, i)) for i in indices]
 
 
 def per_sample_rows(forward_batches, dataset, keys: Sequence, rows: Callable, width: int,

@@ -21,8 +21,9 @@ import torch.nn.functional as F
 
 from .. import distributed
 from ..flag_types import FRACTION, NONNEGATIVE
-from ..seed import epoch_seed, sample_seed
+from ..seed import epoch_seed
 from .base import Method
+from .per_sample import training_pass_keys
 from .scores import true_class_scores
 
 MOMENTUM = __import__("utils.flag_types", fromlist=["Bounded"]).Bounded(float, low=0, high=1, high_open=True)
@@ -63,7 +64,7 @@ class PMR(Method):
         random.Random(epoch_seed(self.args.random_seed, -epoch)).shuffle(order)
         batches = n // self.args.batch_size + (n % self.args.batch_size > 0)
         used = order[:max(int(batches * self.args.pmr_fraction), 1) * self.args.batch_size]
-        keys = [(i, sample_seed(self.args.random_seed, -epoch, i)) for i in used]
+        keys = training_pass_keys(self.args.random_seed, epoch, used)
         sums, counts = None, None
         for out, labels in self.forward_batches(self.train_set, keys):
             feats = torch.stack([out.enc_a.float(), out.enc_v.float()])  # (2, B, D)

@@ -65,10 +65,6 @@ class ReconBoost(Method):
         group.add_argument("--reconboost_boost_rate", type=POSITIVE, default=1.0,
                            help="ReconBoost: initial boost rate beta (the authors' 1.0; BalanceBenchmark 0.01)")
 
-    def __init__(self, args):
-        super().__init__(args)
-        self.plan = None
-
     def configure_model(self, model):
         if model.fusion_name != "concat" or model.mid_fusion is not None:
             raise DataError("--method reconboost scores each modality with one shared head and adds them, in place of "
@@ -91,7 +87,6 @@ class ReconBoost(Method):
 
     def start_epoch(self, epoch, model, optimizer):
         stage, modality, phase, starts = self.stage_of(epoch)
-        self.plan = (stage, modality, phase, self.members(stage, phase == "rectify"))
         if starts:
             optimizer.state.clear()  # their fresh optimizer per phase: no momentum carried over
         return {"reconboost_stage": float(stage), "reconboost_rectify": float(phase == "rectify"),
@@ -100,7 +95,7 @@ class ReconBoost(Method):
     def end_epoch(self, epoch, model):
         return {"reconboost_boost_rate": model.combiner.boost_rate.item()}
 
-    def encode(self, raw, step, grad_for):
+    def encode(self, raw, step, grad_for, members):
         """Encoder features of the modalities in `grad_for` (with gradient) and of the other members (without);
         zeros for a modality that is neither."""
         inputs = {"audio": step.audio, "visual": step.visual}
@@ -109,26 +104,28 @@ class ReconBoost(Method):
             for m in MODALITIES:
                 if m in grad_for:
                     feats[m] = getattr(raw, f"{m}_encoder")(inputs[m])
-                elif m in self.plan[3]:
+                elif m in members:
                     with torch.no_grad():
                         feats[m] = getattr(raw, f"{m}_encoder")(inputs[m])
-            zeros = next(iter(feats.values())).new_zeros(next(iter(feats.values())).shape)
+            first = next(iter(feats.values()))
+            zeros = first.new_zeros(first.shape)
             return raw.head(feats.get("audio", zeros), feats.get("visual", zeros))
 
     def train_step(self, step):
         raw = step.raw_model
-        stage, modality, phase, members = self.plan
+        stage, modality, phase, _ = self.stage_of(step.epoch)
+        members = self.members(stage, phase == "rectify")
         head = [p for p in raw.fusion.parameters() if p.requires_grad]
         beta = raw.combiner.boost_rate
         if phase == "rectify":
-            out = self.encode(raw, step, members)
+            out = self.encode(raw, step, members, members)
             logits = beta * sum(out.logits_a if m == "audio" else out.logits_v for m in members)
             loss = F.cross_entropy(logits.float(), step.labels)
             params = [p for m in members for p in encoder_params(raw, m)] + head + [beta]
             step.check_finite(loss)
             logged = {"reconboost_rectify_loss": global_batch_mean(loss, len(step.labels))}
         else:
-            out = self.encode(raw, step, [modality])
+            out = self.encode(raw, step, [modality], members)
             mine, other = (out.logits_a, out.logits_v) if modality == "audio" else (out.logits_v, out.logits_a)
             other_member = [m for m in members if m != modality]
             ensemble = beta.detach() * other if other_member else None

@@ -25,10 +25,9 @@ from models import FEATURE_DIM
 from .. import distributed
 from ..checkpoint import load_encoder_weights
 from ..flag_types import FRACTION, NONNEGATIVE, NONNEGATIVE_INT, POSITIVE_INT
-from ..seed import sample_seed
 from .base import Method
 from .holdout import KeyedSubset, held_out, shuffled_split
-from .per_sample import per_sample_rows
+from .per_sample import per_sample_rows, training_pass_keys
 
 MODALITIES = ("audio", "visual")
 
@@ -104,7 +103,7 @@ class Relearning(Method):
         if not self.relearns_before(epoch):
             return {}
         device = next(model.parameters()).device
-        train_keys = [(i, sample_seed(self.args.random_seed, -epoch, i)) for i in range(len(self.train_set))]
+        train_keys = training_pass_keys(self.args.random_seed, epoch, range(len(self.train_set)))
         train, train_labels = self.features(self.train_set, train_keys, device)
         held, held_labels = self.features(self.holdout, list(range(len(self.holdout))), device)
         record = {}

@@ -23,10 +23,10 @@ import numpy as np
 import torch
 
 from ..flag_types import FRACTION, NONNEGATIVE, NONNEGATIVE_INT
-from ..seed import epoch_seed, sample_seed
+from ..seed import epoch_seed
 from .base import Method
 from .flagged import FlaggedSamples
-from .per_sample import per_sample_rows
+from .per_sample import per_sample_rows, training_pass_keys
 
 BOTH, WITHOUT_AUDIO, WITHOUT_VISUAL = 0, 1, 2  # entry flags: which modality a copy trains without
 
@@ -109,7 +109,7 @@ class SampleLevel(Method):
             alone_a = model.head(out.enc_a, zeros_v).logits
             alone_v = model.head(zeros_a, out.enc_v).logits
             return torch.stack([(lg.argmax(1) == labels) for lg in (out.logits, alone_a, alone_v)], 1)
-        keys = [(i, sample_seed(self.args.random_seed, -epoch, i)) for i in range(len(self.train_set))]
+        keys = training_pass_keys(self.args.random_seed, epoch, range(len(self.train_set)))
         correct = per_sample_rows(self.forward_batches, self.train_set, keys, rows, width=3,
                                   device=next(model.parameters()).device)
         return contributions(correct[:, 0], correct[:, 1], correct[:, 2])

@@ -14,7 +14,7 @@ from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 from .clips import AVClipDataset
 from .errors import DataError
-from .splits import read_class_list, read_split, stratified_split
+from .splits import read_class_list, read_split, split_paths, stratified_split
 
 EMOTIONS = ["NEU", "HAP", "SAD", "FEA", "DIS", "ANG"]
 SHIPPED = Path(__file__).resolve().parent.parent / "data" / "CREMA-D"  # the paper's split (OGM-GE, MIT licence)
@@ -59,11 +59,9 @@ def load_splits(data_root: Path, classes: Sequence[str], train_csv: Optional[str
         if train_csv is not None or test_csv is not None:
             raise DataError("--generate_split True makes its own split: drop --train_csv / --test_csv, or drop it")
         return Split(*_generated_split(data_root, classes), "a stratified 90/10 split made by --generate_split")
-    train_path, test_path = data_root / (train_csv or "train.csv"), data_root / (test_csv or "test.csv")
-    if train_csv is not None or test_csv is not None or train_path.is_file() or test_path.is_file():
-        return Split(read_split(train_path, classes), read_split(test_path, classes), f"{train_path} / {test_path}")
-    return Split(read_split(SHIPPED / "train.csv", classes), read_split(SHIPPED / "test.csv", classes),
-                 "the paper's, shipped in data/CREMA-D")
+    train_path, test_path, shipped = split_paths(data_root, train_csv, test_csv, ("train.csv", "test.csv"), SHIPPED)
+    source = "the paper's, shipped in data/CREMA-D" if shipped else f"{train_path} / {test_path}"
+    return Split(read_split(train_path, classes), read_split(test_path, classes), source)
 
 
 def _generated_split(data_root: Path, classes: Sequence[str]):

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 from .errors import DataError
-from .splits import read_class_list, read_rows
+from .splits import read_class_list, read_rows, split_paths
 
 SHIPPED = Path(__file__).resolve().parent.parent / "data" / "KineticsSounds"
 LISTS = ("my_train.txt", "my_test.txt")
@@ -25,7 +25,7 @@ def read_clip_list(path: Path) -> List[Tuple[str, int]]:
     samples = []
     for line_no, row in enumerate(read_rows(path), start=1):
         if len(row) != 3 or not row[2].isdigit():
-            raise DataError(f"{path} row {line_no}: expected '<youtube id>_<start>_<end>,10,<class index>', "
+            raise DataError(f"{path} row {line_no}: expected '<clip>,10,<class index>', "
                             f"got {','.join(row)!r}")
         samples.append((row[0], int(row[2])))
     if not samples:
@@ -34,19 +34,11 @@ def read_clip_list(path: Path) -> List[Tuple[str, int]]:
 
 
 def load_lists(root: Path, train_list: Optional[str], test_list: Optional[str]):
-    """(train, test, source): the flags' lists, else the data root's my_train/my_test.txt, else the shipped ones."""
-    paths = []
-    for flag, given, name in (("--train_list", train_list, LISTS[0]), ("--test_list", test_list, LISTS[1])):
-        if given is not None:
-            paths.append(root / given)
-        elif (root / name).is_file():
-            paths.append(root / name)
-        else:
-            paths.append(SHIPPED / name)
-    train, test = read_clip_list(paths[0]), read_clip_list(paths[1])
-    shipped = paths[0].parent == SHIPPED and paths[1].parent == SHIPPED
-    source = "the OGM-GE lists shipped in data/KineticsSounds" if shipped else f"{paths[0]} / {paths[1]}"
-    return train, test, source
+    """(train, test, source): the flags' lists, else the data root's my_train.txt / my_test.txt, else the shipped
+    pair (as CREMA-D's split files: both from one place)."""
+    train_path, test_path, shipped = split_paths(root, train_list, test_list, LISTS, SHIPPED)
+    source = "the OGM-GE lists shipped in data/KineticsSounds" if shipped else f"{train_path} / {test_path}"
+    return read_clip_list(train_path), read_clip_list(test_path), source
 
 
 def class_names(samples, class_csv: Optional[Path]) -> List[str]:

@@ -3,7 +3,7 @@ import csv
 import random
 from collections import defaultdict
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from .errors import DataError
 
@@ -22,6 +22,17 @@ def read_rows(path: Path) -> List[List[str]]:
 def drop_header(rows: List[List[str]]) -> List[List[str]]:
     """Split files may start with a header such as `clip,label`."""
     return rows[1:] if rows and len(rows[0]) >= 2 and rows[0][1].lower() in HEADER_LABELS else rows
+
+
+def split_paths(root: Path, train: Optional[str], test: Optional[str], names: Tuple[str, str],
+                shipped: Path) -> Tuple[Path, Path, bool]:
+    """(train file, test file, whether they are the shipped pair): the files the flags name (relative to the
+    data root), else the data root's default names when either of them is there (then both are the data
+    root's, never one of each), else the pair shipped in `shipped`."""
+    train_path, test_path = root / (train or names[0]), root / (test or names[1])
+    if train is not None or test is not None or train_path.is_file() or test_path.is_file():
+        return train_path, test_path, False
+    return shipped / names[0], shipped / names[1], True
 
 
 def read_class_list(path: Path) -> List[str]:

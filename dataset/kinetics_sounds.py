@@ -6,9 +6,10 @@ DATA_ROOT/my_train.txt, my_test.txt     optional: without them the split lists o
                                         data/KineticsSounds/ (14,799 / 2,597 clips, MIT licence) are used
 
 List rows are `<clip>,10,<class index>`. The clip names are those of OGM-GE's files: in the train list
-Kinetics' own `<youtube id>_<start>_<end>` (e.g. --4-0ihtnBU_000058_000068), in the test list mostly
-`<youtube id>_<n>` (e.g. -3Mwkq-7TV4_2). The lists carry class indices only (0..30), so the classes are
-named by their index unless --class_csv gives one name per index, in index order.
+Kinetics' own `<youtube id>_<start>_<end>` (e.g. --4-0ihtnBU_000058_000068), in the test list, every row,
+`<youtube id>_<start second>` of a Kinetics-400 test video (e.g. -3Mwkq-7TV4_2; dataset/kinetics_names.py).
+The lists carry class indices only (0..30; the alphabetical order of the 31 class names), so the classes
+are named by their index unless --class_csv gives one name per index, in index order.
 """
 from pathlib import Path
 from typing import List, Optional, Tuple

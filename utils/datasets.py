@@ -24,10 +24,13 @@ class Datasets:
     files: dict = field(default_factory=dict)      # name -> writer(path): files worth keeping in the run dir
 
     def note_skipped(self) -> "Datasets":
-        """Say how many clips --skip_missing left out of each split."""
+        """Say how many clips --skip_missing left out of each split: a test set with clips left out is not
+        the listed one, and its numbers are not the papers'."""
         for name, split in (("train", self.train), ("validation", self.val), ("test", self.test)):
             if split is not None and getattr(split, "n_skipped", 0):
-                self.notes.append(f"--skip_missing: skipped {split.n_skipped} {name} clip(s) without wav or frames")
+                listed = len(split) + split.n_skipped
+                self.notes.append(f"--skip_missing: skipped {split.n_skipped} {name} clip(s) without wav or frames: "
+                                  f"{len(split)} of the {listed} listed are used")
         return self
 
     def check_readable(self) -> None:

@@ -47,3 +47,25 @@ def test_modality_is_a_shorthand_for_the_unimodal_methods():
     assert parse(parser, []).method == "joint"
     with pytest.raises(DataError, match="cannot be combined with --method ogm_ge"):
         parse(parser, ["--modality", "audio", "--method", "ogm_ge"])
+
+
+@pytest.mark.parametrize("flags,kind,expected", [
+    ([], "SGD", {"lr": 1e-3, "momentum": 0.9, "weight_decay": 1e-4}),
+    (["--optimizer", "adam", "--adam_betas", "0.9", "0.99", "--weight_decay", "0"], "Adam",  # PMR's scripts
+     {"lr": 1e-3, "betas": (0.9, 0.99), "weight_decay": 0.0}),
+    (["--optimizer", "adamw", "--learning_rate", "5e-5", "--weight_decay", "0.01"], "AdamW",  # OPM's recipe
+     {"lr": 5e-5, "betas": (0.9, 0.999), "weight_decay": 0.01}),
+    (["--optimizer", "adagrad", "--weight_decay", "0"], "Adagrad", {"lr": 1e-3, "weight_decay": 0.0}),
+])
+def test_each_optimizer_gets_the_flags_settings(flags, kind, expected):
+    import torch
+    from utils.build import build_optimizer
+    args = main_CD.build_parser().parse_args(flags)
+    optimizer = build_optimizer(args, [{"params": [torch.nn.Parameter(torch.zeros(2))]}])
+    assert type(optimizer).__name__ == kind
+    assert {k: optimizer.param_groups[0][k] for k in expected} == expected
+
+
+def test_adam_betas_must_lie_in_zero_one():
+    with pytest.raises(SystemExit):
+        main_CD.build_parser().parse_args(["--adam_betas", "0.9", "1.5"])

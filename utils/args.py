@@ -192,11 +192,14 @@ def add_training_args(parser: argparse.ArgumentParser, recipe: str, epochs: int,
     g.add_argument("--train", action="store_true", help="train; without it, evaluate --ckpt_path once")
     g.add_argument("--epochs", type=POSITIVE_INT, default=epochs, help="training epochs")
     g.add_argument("--batch_size", type=BATCH, default=batch_size, help="global batch (all processes together)")
-    g.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd", help="SGD with momentum, or Adam")
+    g.add_argument("--optimizer", choices=["sgd", "adam", "adamw", "adagrad"], default="sgd",
+                   help="SGD with momentum, Adam, AdamW (decoupled weight decay: OPM's recipe) or Adagrad (a PMR script)")
     g.add_argument("--learning_rate", type=NONNEGATIVE, default=1e-3,
                    help="initial learning rate (0 keeps the weights, e.g. to check a pipeline)")
     g.add_argument("--momentum", type=MOMENTUM, default=0.9, help="SGD momentum")
     g.add_argument("--weight_decay", type=NONNEGATIVE, default=1e-4, help="L2 weight decay of the optimizer")
+    g.add_argument("--adam_betas", type=MOMENTUM, nargs=2, default=[0.9, 0.999], metavar=("BETA1", "BETA2"),
+                   help="Adam / AdamW betas (PMR's scripts: 0.9 0.99)")
     g.add_argument("--lr_decay_step", type=POSITIVE_INT, default=lr_decay_step, help="StepLR period in epochs")
     g.add_argument("--lr_decay_ratio", type=DECAY, default=0.1, help="StepLR factor")
     g.add_argument("--val_split", default=None, metavar="FRACTION|CSV",

@@ -70,11 +70,14 @@ def build_model(args, n_classes: int, audio_encoder=None, visual_encoder=None) -
 
 
 def build_optimizer(args, param_groups):
-    """SGD (momentum) or Adam over the method's parameter groups (groups may carry their own lr)."""
+    """The --optimizer over the method's parameter groups (groups may carry their own lr)."""
     if args.optimizer == "sgd":
         return torch.optim.SGD(param_groups, lr=args.learning_rate, momentum=args.momentum,
                                weight_decay=args.weight_decay)
-    return torch.optim.Adam(param_groups, lr=args.learning_rate, weight_decay=args.weight_decay)
+    if args.optimizer == "adagrad":
+        return torch.optim.Adagrad(param_groups, lr=args.learning_rate, weight_decay=args.weight_decay)
+    adam = torch.optim.AdamW if args.optimizer == "adamw" else torch.optim.Adam
+    return adam(param_groups, lr=args.learning_rate, betas=tuple(args.adam_betas), weight_decay=args.weight_decay)
 
 
 def prepare_model(model, device: torch.device, channels_last: bool, compile_model: bool,

@@ -22,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--audio_dir", default="audio", help="wav folder under the data root")
     g.add_argument("--frames_dir", default="frames", help="frames folder under the data root")
     add_clip_args(g, num_frames=3, audio_seconds=5.0,
-                  audio_help="length of the audio crop (OGM-GE: 5 s of the clip tiled to 10 s -> 129 x 626 log STFT)")
+                  audio_help="length of the audio crop (OGM-GE: 5 s of the clip tiled to 10 s -> 129 x 626 log STFT)",
+                  frame_pick="segments", frame_augment="frame")  # the GeWu-Lab loaders' frames
     add_shared_args(parser, "OGM-GE's main.py", epochs=100, batch_size=64, lr_decay_step=70)
     return parser
 

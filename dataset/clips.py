@@ -11,25 +11,33 @@ from torch.utils.data import Dataset
 from .audio_recipes import Spectrogram
 from .cache import file_stamp
 from .errors import DataError
-from .visual import IMAGE_SUFFIXES, frame_transform, list_frames, pick_evenly, read_frames
+from .frame_picks import FramePick
+from .visual import IMAGE_SUFFIXES, frame_transform, list_frames, read_frames
 
 
 class AVClipDataset(Dataset):
     """Clips with one wav (`audio_dir/<clip>.wav`) and frames (`frames_dir/<clip>/*.jpg`, or
     `frames_dir/<clip>.jpg`). Items are (audio (1, F, T) float from the audio recipe (default: the
     reference spectrogram of `audio_seconds`), visual (3, T, S, S) uint8, label). Keys are (index,
-    augmentation seed). With `cache` set, decoded inputs come from it."""
+    augmentation seed). With `cache` set, decoded inputs come from it.
+
+    `frame_pick` (dataset/frame_picks.py) chooses the T frames; a pick drawn at random (segments, at
+    training) is made in __getitem__ from every frame of the clip, which the items then list (and the
+    cache stores); the others are made here. `frame_augment`: one crop/flip per "clip" or per "frame"."""
 
     def __init__(self, audio_dir, frames_dir, samples: Sequence[Tuple[str, int]], train: bool,
                  image_size: int = 224, num_frames: int = 1, audio_seconds: float = 3.0,
-                 skip_missing: bool = False, split_name: str = "split", audio_recipe=None):
+                 skip_missing: bool = False, split_name: str = "split", audio_recipe=None,
+                 frame_pick: str = "even", frame_augment: str = "clip"):
         # split_name: a noun phrase for messages, e.g. "train split (the paper's)"
         self.audio_dir = Path(audio_dir)
         self.frames_dir = Path(frames_dir)
         self.num_frames = num_frames
         self.audio_recipe = audio_recipe if audio_recipe is not None else Spectrogram(audio_seconds)
         self.train = train
-        self.transform = frame_transform(train, image_size)
+        self.transform = frame_transform(train, image_size, frame_augment)
+        self.frame_pick = FramePick(frame_pick, num_frames)
+        self.pick_per_item = train and self.frame_pick.random_when_training()
         self.cache = None
         self.items, missing = [], []
         for clip, label in samples:
@@ -48,14 +56,17 @@ class AVClipDataset(Dataset):
             raise DataError(f"the {split_name} has no usable clips. Check --data_root and the split file")
 
     def _frame_paths(self, clip: str) -> List[Path]:
+        """The frames decode() reads: every frame when the pick is made per item, else the picked ones."""
         folder = self.frames_dir / clip
         if folder.is_dir():
             frames = list_frames(folder)
-            return [frames[i] for i in pick_evenly(len(frames), self.num_frames)] if frames else []
+            if self.pick_per_item or not frames:
+                return frames
+            return [frames[i] for i in self.frame_pick.indices(len(frames), self.train)]
         for suffix in IMAGE_SUFFIXES:
             single = self.frames_dir / f"{clip}{suffix}"
             if single.is_file():
-                return [single] * self.num_frames
+                return [single] if self.pick_per_item else [single] * self.num_frames
         return []
 
     def readable_files(self) -> List[Path]:
@@ -63,8 +74,8 @@ class AVClipDataset(Dataset):
         return [wav for _, _, wav, _ in self.items] + [f for _, _, _, frames in self.items for f in frames]
 
     def evaluation_view(self) -> "AVClipDataset":
-        """The same clips (and cache) with the test-time transform: held-out parts of train are
-        scored as a validation set is, without augmentation."""
+        """The same clips (and cache) with the test-time transform and frame pick: held-out parts of
+        train are scored as a validation set is, without augmentation."""
         view = copy.copy(self)
         view.transform, view.train = self.transform.for_evaluation(), False
         return view
@@ -77,9 +88,14 @@ class AVClipDataset(Dataset):
         return len(self.items)
 
     def decode(self, index: int):
-        """The clip's audio features (1, F, T) float32 as the recipe stores them, and its frames (T, 3, H, W) uint8."""
+        """The clip's audio features (1, F, T) float32 as the recipe stores them, and its frames (N, 3, H, W)
+        uint8: the T picked ones, or every frame of the clip when the pick is made per item."""
         _, _, wav, frames = self.items[index]
         return self.audio_recipe.features(wav), read_frames(frames)
+
+    def frame_counts(self) -> List[int]:
+        """How many frames decode() returns for each item (what the cache lays out)."""
+        return [len(frames) for _, _, _, frames in self.items]
 
     def cache_signature(self) -> dict:
         """Everything decode() depends on (see dataset/cache.py)."""
@@ -95,6 +111,8 @@ class AVClipDataset(Dataset):
             if seed is not None:
                 # The CPU generator alone: torch.manual_seed would also queue CUDA seeding (~0.4 ms a call).
                 torch.default_generator.manual_seed(seed)
+            if self.pick_per_item:
+                frames = frames[self.frame_pick.indices(len(frames), self.train)]
             visual = self.transform(frames)  # (T, 3, S, S) uint8
             audio = self.audio_recipe.crop(audio, self.train)
         return audio, visual.transpose(0, 1).contiguous(), self.items[index][1]

@@ -115,7 +115,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--layout", choices=["folder", "single"], default="folder",
                         help="CREMA-D only. folder: Image-01-FPS/<clip>/NNNNN.jpg; single: image/<clip>.jpg")
-    parser.add_argument("--frames_per_clip", type=int, default=None, help="frames per clip (default 3; AVE 4)")
+    parser.add_argument("--frames_per_clip", type=int, default=None,
+                        help="frames per clip (default 3; Kinetics-Sounds, AVE and VGGSound 10: 1 a second of 10 s)")
     parser.add_argument("--image_size", type=int, default=None,
                         help="side of the written jpg frames (default 96 for CREMA-D, 64 for the others)")
     parser.add_argument("--test_fraction", type=float, default=0.2, help="CREMA-D and SSW60 only")
@@ -132,7 +133,7 @@ def main(argv=None):
         return
     default_out, writer, title = LAYOUTS[args.dataset]
     options = {"test_fraction": args.test_fraction} if args.dataset == "ssw60" else {}
-    frames = args.frames_per_clip or (4 if args.dataset == "ave" else 3)
+    frames = args.frames_per_clip or (3 if args.dataset == "ssw60" else 10)
     out = writer(Path(args.out or default_out), per_class, args.seed, frames, args.image_size or 64, **options)
     print(f"wrote {6 * per_class} demo clips in the {title} layout to {out}")
 

@@ -2,10 +2,13 @@
 Kinetics-Sounds, AVE and VGGSound that main_KS.py, main_AVE.py and main_VGG.py read (and that
 scripts/prepare_*.py write from the real videos). Deterministic in the seed.
 
-Each writes audio/<clip>.wav and frames/<clip>/00001.jpg, ... plus the dataset's own list files:
+Each writes audio/<clip>.wav and frames/<clip>/00001.jpg, ... (10 frames: 1 a second of a 10 s clip, so
+the reference frame picks have segments to choose in) plus the dataset's own list files:
 - Kinetics-Sounds: my_train.txt / my_test.txt, rows `<youtube id>_<start>_<end>,10,<class index>`;
 - AVE: trainSet.txt / valSet.txt / testSet.txt, rows `Category&VideoID&Quality&StartTime&EndTime`
-  (one training video listed twice, as the real lists do);
+  (one training video listed twice, as the real lists do; a third of the rows 0&10, the others shorter
+  events), with the clips in the event-segment layout main_AVE.py reads by default (audio_event/,
+  frames_event/, each marked "event": a demo clip stands for its event);
 - VGGSound: vggsound.csv, rows `youtube id,start,label,split`, with some listed clips that are not on
   disk (as most VGGSound copies have): its demo trains with --skip_missing True.
 """
@@ -14,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .ave import SEGMENT_FOLDERS, mark_prepared
 from .demo_cues import write_clip
 
 ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
@@ -27,15 +31,18 @@ def youtube_id(rng: np.random.Generator) -> str:
     return "".join(rng.choice(list(ID_CHARS), 11))
 
 
-def demo_clips(out: Path, clips_per_class: int, seed: int, frames_per_clip: int, image_size, name_of):
-    """Write clips_per_class clips per class; name_of(youtube id, rng) names a clip. Returns [(clip, label)]."""
+def demo_clips(out: Path, clips_per_class: int, seed: int, frames_per_clip: int, image_size, name_of,
+               folders=("audio", "frames")):
+    """Write clips_per_class clips per class into out/<folders[0]>/ (wavs) and out/<folders[1]>/ (frames);
+    name_of(youtube id, rng) names a clip. Returns [(clip, label)]."""
     rng = np.random.default_rng(seed)
-    (out / "audio").mkdir(parents=True, exist_ok=True)
+    audio, frames = out / folders[0], out / folders[1]
+    audio.mkdir(parents=True, exist_ok=True)
     clips = []
     for label in range(len(AVE_CATEGORIES)):
         for _ in range(clips_per_class):
             clip = name_of(youtube_id(rng), rng)
-            write_clip(out / "audio" / f"{clip}.wav", out / "frames" / clip, label, rng, frames_per_clip, image_size)
+            write_clip(audio / f"{clip}.wav", frames / clip, label, rng, frames_per_clip, image_size)
             clips.append((clip, label))
     return clips
 
@@ -45,7 +52,7 @@ def every_kth(clips, k: int, offset: int = 0):
     return [c for i, c in enumerate(clips) if i % k == offset]
 
 
-def write_kinetics_sounds_demo(out: Path, clips_per_class: int = 8, seed: int = 0, frames_per_clip: int = 3,
+def write_kinetics_sounds_demo(out: Path, clips_per_class: int = 8, seed: int = 0, frames_per_clip: int = 10,
                                image_size=64) -> Path:
     out = Path(out)
 
@@ -60,23 +67,28 @@ def write_kinetics_sounds_demo(out: Path, clips_per_class: int = 8, seed: int = 
     return out
 
 
-def write_ave_demo(out: Path, clips_per_class: int = 8, seed: int = 0, frames_per_clip: int = 4,
+def write_ave_demo(out: Path, clips_per_class: int = 8, seed: int = 0, frames_per_clip: int = 10,
                    image_size=64) -> Path:
     out = Path(out)
-    clips = demo_clips(out, clips_per_class, seed, frames_per_clip, image_size, lambda yt, rng: yt)
+    folders = SEGMENT_FOLDERS["event"]
+    for folder in folders:
+        mark_prepared(out / folder, "event")
+    clips = demo_clips(out, clips_per_class, seed, frames_per_clip, image_size, lambda yt, rng: yt, folders)
     test, val = every_kth(clips, 4), every_kth(clips, 4, 1)
     train = [c for c in clips if c not in test and c not in val]
     train.append(train[0])  # a video listed twice, as in the real trainSet.txt: read once
+    rng = np.random.default_rng(seed + 1)
+    segments = {clip: (0, 10) if i % 3 == 0 else tuple(sorted(int(t) for t in rng.choice(11, 2, replace=False)))
+                for i, (clip, _) in enumerate(clips)}
 
     def row(clip, label):
-        start = int(np.random.default_rng(len(clip)).integers(0, 8))
-        return f"{AVE_CATEGORIES[label]}&{clip}&good&{start}&{start + 2}\n"
+        return f"{AVE_CATEGORIES[label]}&{clip}&good&{segments[clip][0]}&{segments[clip][1]}\n"
     for name, items in (("trainSet.txt", train), ("valSet.txt", val), ("testSet.txt", test)):
         (out / name).write_text("".join(row(*c) for c in items))
     return out
 
 
-def write_vggsound_demo(out: Path, clips_per_class: int = 8, seed: int = 0, frames_per_clip: int = 3,
+def write_vggsound_demo(out: Path, clips_per_class: int = 8, seed: int = 0, frames_per_clip: int = 10,
                         image_size=64, missing_per_class: int = 2) -> Path:
     out = Path(out)
     listed = {}  # clip -> (youtube id, start as vggsound.csv writes it: no zero padding)

@@ -2,7 +2,7 @@
 finished clips, keeps going past failures and reports them (failed.txt); and the job most of them run,
 one video -> frames/<clip>/00001.jpg ... (OpenCV) + audio/<clip>.wav (PyAV, mono 16 kHz)."""
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from tqdm import tqdm
 
@@ -50,11 +50,18 @@ def find_videos(folder: Path, clip_of: Callable[[str], str] = lambda stem: stem)
 
 
 def prepare_listed_clips(root: Path, clips: Sequence[str], videos: Dict[str, Path], fps: float,
-                         video_dir: Path) -> int:
-    """Frames + wav for every listed clip that has a video; the listed clips without one go to
-    <root>/missing.txt and are counted. Exit status: 1 if a clip failed, else 0."""
-    (root / "frames").mkdir(parents=True, exist_ok=True)
-    (root / "audio").mkdir(parents=True, exist_ok=True)
+                         video_dir: Path, folders: Tuple[str, str] = ("frames", "audio"),
+                         job: Optional[Callable[[str, Path, Path, Path], None]] = None) -> int:
+    """Frames + wav for every listed clip that has a video, in <root>/<folders[0]>/<clip>/ and
+    <root>/<folders[1]>/<clip>.wav; job(clip, video, frames folder, wav) does one clip (default: frames at
+    `fps` and the whole audio track). The listed clips without a video go to <root>/missing.txt and are
+    counted. Exit status: 1 if a clip failed, else 0."""
+    frames_root, audio_root = root / folders[0], root / folders[1]
+    frames_root.mkdir(parents=True, exist_ok=True)
+    audio_root.mkdir(parents=True, exist_ok=True)
+    if job is None:
+        def job(clip, video, frames, wav):
+            prepare_video_clip(video, frames, wav, fps)
     listed = list(dict.fromkeys(clips))
     missing = [clip for clip in listed if clip not in videos]
     report = root / "missing.txt"
@@ -67,7 +74,7 @@ def prepare_listed_clips(root: Path, clips: Sequence[str], videos: Dict[str, Pat
     jobs = []
     for clip in listed:
         if clip in videos:
-            frames, wav = root / "frames" / clip, root / "audio" / f"{clip}.wav"
-            jobs.append((videos[clip].name, lambda v=videos[clip], f=frames, w=wav: prepare_video_clip(v, f, w, fps),
+            frames, wav = frames_root / clip, audio_root / f"{clip}.wav"
+            jobs.append((videos[clip].name, lambda c=clip, f=frames, w=wav: job(c, videos[c], f, w),
                          lambda f=frames, w=wav: f.is_dir() and w.is_file()))
     return 1 if prepare_all(jobs, root, "frames + audio") else 0

@@ -52,12 +52,11 @@ def extract_frames(video: Path, out_dir: Path, fps: float = 1.0, quality: int = 
     return write_folder_atomically(out_dir, fill)
 
 
-def extract_audio(video: Path, wav_path: Path, sample_rate: int = 16000) -> float:
-    """Decode the video's first audio track (e.g. AAC in mp4) with PyAV, downmix to mono, resample,
-    and write a 16-bit wav atomically. Returns the duration in seconds."""
-    import av  # optional dependency, needed only to prepare SSW60 / VoxCeleb audio
+def decode_audio(video: Path, sample_rate: int = 16000):
+    """The video's first audio track (e.g. AAC in mp4) decoded with PyAV, downmixed to mono and resampled:
+    float32 samples."""
+    import av  # optional dependency, needed only to prepare audio from videos
     import numpy as np
-    import soundfile
 
     with av.open(str(video)) as container:
         if not container.streams.audio:
@@ -68,8 +67,21 @@ def extract_audio(video: Path, wav_path: Path, sample_rate: int = 16000) -> floa
         chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
     if not chunks:
         raise RuntimeError("no audio sample could be decoded")
-    wave = np.concatenate(chunks)
+    return np.concatenate(chunks)
+
+
+def write_wav(wave, wav_path: Path, sample_rate: int = 16000) -> None:
+    """A 16-bit wav, written atomically."""
+    import soundfile
+
     partial = wav_path.parent / f".{wav_path.name}.partial.wav"
     soundfile.write(partial, wave, sample_rate, subtype="PCM_16")
     partial.rename(wav_path)
+
+
+def extract_audio(video: Path, wav_path: Path, sample_rate: int = 16000) -> float:
+    """Decode the video's first audio track, downmix to mono, resample, and write a 16-bit wav
+    atomically. Returns the duration in seconds."""
+    wave = decode_audio(video, sample_rate)
+    write_wav(wave, wav_path, sample_rate)
     return len(wave) / sample_rate

@@ -20,7 +20,8 @@ from torch.utils.data import Dataset
 
 from .audio import read_wav
 from .errors import DataError
-from .visual import frame_transform, list_frames, pick_evenly, read_frames
+from .frame_picks import pick_evenly
+from .visual import frame_transform, list_frames, read_frames
 
 
 class Utterance(NamedTuple):

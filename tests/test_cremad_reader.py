@@ -9,8 +9,9 @@ from torchvision.transforms import RandomResizedCrop
 from dataset import CremadDataset, DataError, load_splits, resolve_class_list, resolve_frames_dir
 from conftest import ROOT
 from dataset.demo import write_demo
+from dataset.frame_picks import pick_evenly
 from dataset.splits import read_class_list, read_split, stratified_split
-from dataset.visual import ClipTransform, pick_evenly
+from dataset.visual import ClipTransform
 
 
 @pytest.fixture

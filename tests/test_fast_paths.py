@@ -17,11 +17,11 @@ from utils.engine import to_device
 from utils.precision import Precision
 
 
-def open_train_split(root, audio_seconds=0.5):
+def open_train_split(root, audio_seconds=0.5, num_frames=2, **kw):
     classes = resolve_class_list(root, None)
     train, test, _ = load_splits(root, classes, None, None)
     return CremadDataset(root, train, frames_dir=resolve_frames_dir(root, None), train=True, image_size=24,
-                         num_frames=2, audio_seconds=audio_seconds)
+                         num_frames=num_frames, audio_seconds=audio_seconds, **kw)
 
 
 def cache_args(tmp_path, size=256):
@@ -37,6 +37,32 @@ def test_cached_items_equal_decoded_items(tmp_path, demo_root):
         assert y1 == y2 and a2.dtype == torch.float16 and v2.dtype == torch.uint8
         assert torch.allclose(a1, a2.float(), atol=5e-3)  # float16 storage of standardised values
         assert torch.equal(v1, v2)  # frames smaller than the cache size are stored as decoded
+
+
+def test_cached_items_equal_decoded_items_when_frames_are_picked_per_item(tmp_path, demo_root):
+    """--frame_pick segments keeps every frame of a training clip (clips differ in length) and picks in
+    __getitem__: the cache stores them all, and gives the same training items and evaluation view."""
+    root = tmp_path / "tree"
+    shutil.copytree(demo_root, root)
+    frames_root = resolve_frames_dir(root, None)
+    clips = sorted(p for p in frames_root.iterdir() if p.is_dir())
+    for extra, clip in enumerate(clips[:4]):  # 3 frames each, then 3 + 2 + k: 5 to 8 frames
+        for k in range(2 + extra):
+            shutil.copy(clip / "00001.jpg", clip / f"{10 + k:05d}.jpg")
+
+    def split():
+        return open_train_split(root, num_frames=2, frame_pick="segments", frame_augment="frame")
+    plain, cached = split(), split()
+    counts = plain.frame_counts()
+    assert len(set(counts)) > 1 and sum(counts) > 3 * len(counts)
+    attach_caches(SimpleNamespace(train=cached, test=None), cache_args(tmp_path), "t", False)
+    assert cached.cache.meta.get("frame_offsets") and (cached.cache.folder / "frame_offsets.npy").is_file()
+    for index in range(len(plain)):
+        assert cached.cache.get(index)[1].shape[0] == counts[index]
+    for key in [(0, 7), (1, 8), (3, 9), (len(plain) - 1, 10)]:
+        (a1, v1, y1), (a2, v2, y2) = plain[key], cached[key]
+        assert y1 == y2 and torch.allclose(a1, a2.float(), atol=5e-3) and torch.equal(v1, v2)
+    assert all(torch.equal(plain.evaluation_view()[i][1], cached.evaluation_view()[i][1]) for i in range(4))
 
 
 def test_cache_downscales_large_frames_once(tmp_path, demo_root):

@@ -15,14 +15,15 @@ ENTRY_SCRIPTS = (main_CD, main_SSW, main_Vox, main_KS, main_AVE, main_VGG)
 
 
 def numeric_flags(module):
+    """(flag, type, how many values it takes)."""
     for action in module.build_parser()._actions:
         if action.option_strings and (action.type in (int, float) or isinstance(action.type, Bounded)):
-            yield action.option_strings[0], action.type
+            yield action.option_strings[0], action.type, action.nargs if isinstance(action.nargs, int) else 1
 
 
 def test_no_numeric_flag_is_left_unchecked():
     for module in ENTRY_SCRIPTS:
-        unchecked = [flag for flag, kind in numeric_flags(module) if not isinstance(kind, Bounded)]
+        unchecked = [flag for flag, kind, _ in numeric_flags(module) if not isinstance(kind, Bounded)]
         assert not unchecked, (module.__name__, unchecked)
 
 
@@ -30,10 +31,10 @@ def test_no_numeric_flag_is_left_unchecked():
 def test_every_numeric_flag_refuses_out_of_range_values(module, capsys):
     flags = list(numeric_flags(module))
     assert len(flags) >= 25
-    for flag, kind in flags:
+    for flag, kind, count in flags:
         for value in (kind.out_of_range(), "x"):
             with pytest.raises(SystemExit) as exit_info:
-                module.main([flag, value])
+                module.main([flag] + [value] * count)
             err = capsys.readouterr().err.strip().splitlines()
             assert exit_info.value.code == 2 and len(err) == 1, (flag, value, err)
             assert err[0].startswith(f"error: argument {flag}: {value!r}" if value == "x" else

@@ -14,9 +14,9 @@ import prepare_kinetics_sounds  # noqa: E402
 import prepare_vggsound  # noqa: E402
 
 
-def prepared(root, clip):
-    frames = sorted(p.name for p in (root / "frames" / clip).iterdir())
-    wave, rate = soundfile.read(root / "audio" / f"{clip}.wav")
+def prepared(root, clip, frames="frames", audio="audio"):
+    frames = sorted(p.name for p in (root / frames / clip).iterdir())
+    wave, rate = soundfile.read(root / audio / f"{clip}.wav")
     return frames, rate, wave.ndim
 
 
@@ -48,9 +48,12 @@ def test_ave_videos_by_their_id(tmp_path):
         (root / name).write_text(rows)
     for vid in ("vid00000001", "vid00000002", "vid00000003"):
         write_mp4_with_audio(root / "AVE" / f"{vid}.mp4")
-    assert prepare_ave.main(["--data_root", str(root)]) == 0
+    assert prepare_ave.main(["--data_root", str(root), "--segment", "whole"]) == 0
     assert prepared(root, "vid00000002") == (["00001.jpg", "00002.jpg"], 16000, 1)
     assert (root / "missing.txt").read_text().split() == ["x"] and not (root / "failed.txt").exists()
+    assert prepare_ave.main(["--data_root", str(root)]) == 0  # the event segments (tests/test_ave_event.py)
+    frames, rate, channels = prepared(root, "vid00000003", "frames_event", "audio_event")
+    assert len(frames) == 10 and {"00000.jpg", "00025.jpg"} <= set(frames) and (rate, channels) == (16000, 1)
 
 
 def test_vggsound_videos_with_and_without_zero_padded_starts(tmp_path, capsys):

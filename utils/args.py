@@ -6,6 +6,8 @@ from typing import Sequence, Set
 import torch
 
 from dataset.errors import DataError
+from dataset.frame_picks import FRAME_PICKS
+from dataset.visual import FRAME_AUGMENTS
 from models import FUSIONS
 from models.encoders import BN_INITS
 
@@ -80,9 +82,24 @@ def check_device(device: str, gpu_ids) -> None:
             raise DataError(f"--gpu_ids {gpu_ids}: expected GPU numbers such as 0 or 0,1")
 
 
-def add_clip_args(group, num_frames: int, audio_seconds: float, audio_help: str) -> None:
-    """Flags of every wav + frames dataset (CREMA-D, SSW60), with the dataset's defaults."""
-    group.add_argument("--num_frames", type=POSITIVE_INT, default=num_frames, help="frames per clip, spread evenly over the clip")
+def add_clip_args(group, num_frames: int, audio_seconds: float, audio_help: str, frame_pick: str = "even",
+                  frame_augment: str = "clip") -> None:
+    """Flags of every wav + frames dataset (CREMA-D, SSW60, Kinetics-Sounds, AVE, VGGSound), with the
+    dataset's defaults (frame_pick / frame_augment: its reference loader's, or this project's for CREMA-D / SSW60)."""
+    frames_help = "frames per clip, spread evenly over the clip"  # CREMA-D's / SSW60's help, as it was
+    if frame_pick != "even":
+        frames_help += ", one per equal part (see --frame_pick)"
+    group.add_argument("--num_frames", type=POSITIVE_INT, default=num_frames, help=frames_help)
+    group.add_argument("--frame_pick", choices=list(FRAME_PICKS), default=frame_pick,
+                       help="which of a clip's sorted frames, with n frames and seg = n // num_frames: segments = "
+                            "the GeWu-Lab loaders' (BalanceBenchmark KS / VGGSound, Valuate-and-Enhance KS): training "
+                            "draws a random frame inside each segment, testing takes frame i*seg + max(seg//2, 1) (1, "
+                            "4, 7 of 10), clips of <= 2 x num_frames frames use their first; fixed = OGM-GE's "
+                            "dataset.py: frame i*seg + 1 (1, 4, 7 of 10) for training and testing; even = this "
+                            "project's: the centres of num_frames equal parts (2, 6, 9 of 10) for training and testing")
+    group.add_argument("--frame_augment", choices=list(FRAME_AUGMENTS), default=frame_augment,
+                       help="training crop/flip: frame = drawn for each frame (the reference loaders transform every "
+                            "frame on its own); clip = one draw shared by all frames of a clip (this project's)")
     group.add_argument("--image_size", type=IMAGE_SIDE, default=224, help="frame side after crop/resize")
     group.add_argument("--audio_seconds", type=SECONDS, default=audio_seconds, help=audio_help)
     group.add_argument("--skip_missing", type=str2bool, default=False, metavar="BOOL",
@@ -100,7 +117,7 @@ def add_classification_args(group) -> None:
 def clip_options(args) -> dict:
     """The AVClipDataset keyword arguments those flags set."""
     return dict(image_size=args.image_size, num_frames=args.num_frames, audio_seconds=args.audio_seconds,
-                skip_missing=args.skip_missing)
+                skip_missing=args.skip_missing, frame_pick=args.frame_pick, frame_augment=args.frame_augment)
 
 
 def add_shared_args(parser: argparse.ArgumentParser, recipe: str, epochs: int, batch_size: int,

@@ -86,14 +86,22 @@ class EntropyWeighted(nn.Module):
 
 
 class Boosted(nn.Module):
-    """ReconBoost's ensemble: beta * (z_a + z_v) with a learnable boost rate beta."""
+    """ReconBoost's ensemble: beta * (sum of the members' logits) with a learnable boost rate beta. `members`
+    (1 or 0 for audio, visual; a buffer, so checkpoints keep it) says which modalities the ensemble holds: the
+    method leaves out one whose first stage has not begun, as the authors' ensemble does."""
 
     def __init__(self, n_classes: int, boost_rate: float = 1.0):
         super().__init__()
         self.boost_rate = nn.Parameter(torch.tensor(float(boost_rate)))
+        self.register_buffer("members", torch.ones(2))
 
     def forward(self, logits_a, logits_v, logits):
-        return logits_a, logits_v, self.boost_rate * (logits_a + logits_v)
+        return logits_a, logits_v, self.boost_rate * (self.members[0] * logits_a + self.members[1] * logits_v)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints written before the buffer existed scored every modality
+        state_dict.setdefault(prefix + "members", torch.ones(2))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 class ClassMixing(nn.Module):

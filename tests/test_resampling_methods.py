@@ -81,6 +81,55 @@ def test_relearning_moves_each_encoder_toward_its_start_by_its_purity_gap():
     assert torch.equal(model.fusion.fc_out.weight, trained.fusion.fc_out.weight)  # the head is not re-initialised
 
 
+def test_relearning_clusters_train_and_held_out_clips_as_the_test_transform_gives_them(demo_root, monkeypatch):
+    """The features k-means sees: an eval-mode forward of the clips with the test-time transform (the authors'
+    my_train / val modes), for the training clips as for the held-out ones; not the augmented clips."""
+    from dataset import CremadDataset, load_splits, resolve_class_list, resolve_frames_dir
+    from utils import runner
+    from utils.engine import to_device
+    from utils.methods import relearning
+    classes = resolve_class_list(demo_root, None)
+    samples = load_splits(demo_root, classes, None, None).train
+    opts = dict(frames_dir=resolve_frames_dir(demo_root, None), image_size=24, audio_seconds=0.5)
+    train = CremadDataset(demo_root, samples, train=True, **opts)
+    plain = CremadDataset(demo_root, samples, train=False, **opts)  # the test-time transform, built as such
+    torch.manual_seed(0)
+    model = AVClassifier(len(classes), "concat").eval()
+
+    def encoded(clips):
+        audio, visual, labels = to_device(default_collate(clips), torch.device("cpu"))
+        with torch.no_grad():
+            return (*(f.numpy() for f in model.encode(audio, visual)), labels.numpy())
+
+    def clustered(view):
+        method = build_method(args_of("relearning", "--relearn_every", "1", "--relearn_holdout", "0.34",
+                                      "--relearn_train_view", view))
+        method.configure_model(model)
+        method.split_train(train, 0)
+        method.args.num_workers = 0
+        method.forward_batches = lambda dataset, keys: runner.forward_batches(  # the runner's pass
+            method.args, model, dataset, keys, torch.device("cpu"), Precision("off", torch.device("cpu")))
+        seen = []
+        monkeypatch.setattr(relearning, "cluster_purity", lambda feats, labels, k: seen.append((feats, labels)) or 0.5)
+        method.start_epoch(3, model, None)
+        # per modality: (training clips, held-out clips)
+        return {"audio": seen[0:2], "visual": seen[2:4]}, method.train_set.indices, method.holdout.indices
+
+    seen, kept, held = clustered("clean")
+    assert len(held) >= len(classes) and not set(kept) & set(held)
+    clean_train, clean_held = encoded([plain[i] for i in kept]), encoded([plain[i] for i in held])
+    drawn = encoded([train[(i, sample_seed(0, -3, j))] for j, i in enumerate(kept)])  # training_pass_keys' draws
+    for m, col in (("audio", 0), ("visual", 1)):
+        (f_train, y_train), (f_held, y_held) = seen[m]
+        assert np.allclose(f_train, clean_train[col], atol=1e-5) and np.array_equal(y_train, clean_train[2]), m
+        assert np.allclose(f_held, clean_held[col], atol=1e-5) and np.array_equal(y_held, clean_held[2]), m
+    assert not np.allclose(seen["visual"][0][0], drawn[1], atol=1e-3)  # the crops and flips would show
+    seen, _, _ = clustered("augmented")
+    assert np.allclose(seen["visual"][0][0], drawn[1], atol=1e-5)
+    assert np.allclose(seen["audio"][0][0], drawn[0], atol=1e-5)
+    assert np.allclose(seen["visual"][1][0], clean_held[1], atol=1e-5)  # the held-out clips stay clean
+
+
 # ---- valuation
 def test_contributions_are_the_authors_values():
     table = torch.tensor([[b, a, v] for b in (0, 1) for a in (0, 1) for v in (0, 1)])
@@ -99,13 +148,25 @@ def test_sample_level_copies_train_the_weaker_modality_alone():
 
 
 def test_modality_level_resamples_by_the_gap():
-    phi_a, phi_v = np.array([0.5] * 40 + [1.0] * 60), np.array([1.0] * 100)
-    entries, (gap_a, gap_v) = modality_level_entries(phi_a, phi_v, 0.2, 1.0, np.random.RandomState(3))
+    """Their rule (modality_level.py, dataloader.py): gap_m = 1 - mean phi_m over int(ratio N) clips drawn with
+    replacement (one draw for both modalities), int(|gap_a - gap_v| / 3 x 2 x alpha x N) copies of clips drawn
+    with replacement, each training the modality with the larger gap alone (flag 2 drops visual, 1 drops audio)."""
+    phi = np.random.default_rng(0).integers(-1, 4, 100) / 2  # values in {-0.5, ..., 1.5}
+    for weaker, alpha in (("visual", 1.0), ("audio", 1.0), ("visual", 0.5)):
+        phi_a, phi_v = (phi, phi - 0.5) if weaker == "visual" else (phi - 0.5, phi)  # one part: gaps 0.5 apart
+        entries, (gap_a, gap_v) = modality_level_entries(phi_a, phi_v, 0.2, alpha, np.random.RandomState(3))
+        assert abs(gap_a - gap_v) == pytest.approx(0.5)
+        assert 40 * (1 - gap_a) == pytest.approx(round(40 * (1 - gap_a)))  # a mean of 20 values in steps of 0.5
+        assert entries[:100] == [(i, 0) for i in range(100)]  # every clip once
+        copies = entries[100:]
+        assert len(copies) == int(0.5 / 3 * 2 * alpha * 100)  # 33, then 16
+        assert {flag for _, flag in copies} == {1 if weaker == "visual" else 2}  # the weaker modality trains alone
+        assert len({i for i, _ in copies}) < len(copies) and all(0 <= i < 100 for i, _ in copies)  # with replacement
+    # and the draws are np.random's, in their order (the part, then the copies), from the seeded RandomState
     rng = np.random.RandomState(3)
     part = rng.choice(100, 20)
-    assert gap_a == pytest.approx(1 - phi_a[part].mean()) and gap_v == 0.0
-    copies = rng.choice(100, int(abs(gap_a - gap_v) / 3 * 2 * 100))
-    assert entries == [(i, 0) for i in range(100)] + [(int(i), 2) for i in copies]  # audio, the larger gap, alone
+    assert gap_a == pytest.approx(1 - phi_a[part].mean())
+    assert [i for i, _ in copies] == rng.choice(100, 16).tolist()
 
 
 def test_the_sampler_draws_entries_with_their_own_seeds_and_flags():

@@ -2,6 +2,7 @@
 import copy
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -91,26 +92,71 @@ def test_mla_entropy_fusion_per_sample_per_batch_and_fixed():
     assert torch.allclose(EntropyWeighted(4, "fixed", 0.55)(za, zv, None)[2], 0.55 * za + 0.45 * zv)
 
 
+class AuthorsGSPlugin:
+    """GSPlugin.before_update of the MLA code (utils/utils.py) and of BalanceBenchmark (MLA_trainer.py), transcribed
+    into numpy (float64) for the head's weight, its name check passed; `add`: BalanceBenchmark's grad.add_."""
+
+    def __init__(self, d=512):
+        self.Pl, self.exp_count = np.eye(d), 0
+
+    def before_update(self, grad, before_batch_input, batch_index, len_dataloader, train_exp_counter, add):
+        lamda = batch_index / len_dataloader + 1
+        alpha = 1.0 * 0.1 ** lamda
+        if train_exp_counter != 0:
+            r = np.mean(before_batch_input, 0, keepdims=True)                  # torch.mean(x, 0, True): (1, d)
+            k = self.Pl @ r.T                                                  # torch.mm(Pl, r^T): (d, 1)
+            self.Pl = self.Pl - (k @ k.T) / (alpha + k @ r)                    # torch.mm(k, r): (d, d)
+            self.Pl = self.Pl / np.linalg.norm(self.Pl, "fro")
+            grad = grad + grad @ self.Pl.T if add else grad @ self.Pl.T
+        return grad
+
+
 @pytest.mark.parametrize("mode", ["replace", "add"])
 def test_mla_projection_is_the_gs_plugin_update(mode):
     model, method = model_with("mla", "--mla_projection", mode)
+    model.double()  # their element-wise rule divides by a + k_i r_j, which comes near 0 (ill-conditioned in float32)
     weight = model.fusion.fc_out.weight
+    theirs = AuthorsGSPlugin()
     g = torch.Generator().manual_seed(1)
-    grad, feats = torch.randn(3, 512, generator=g), torch.randn(4, 512, generator=g)
-    step = step_of(model, index=1)
-    first = {weight: grad.clone()}
-    method.project(first, weight, feats, step)
-    assert torch.equal(first[weight], grad)  # the very first update is left alone, as their exp_count == 0
-    second = {weight: grad.clone()}
-    method.project(second, weight, feats, step)
-    r = feats.mean(0, keepdim=True)
-    alpha = 0.1 ** (1 + 1 / 2)  # batch 1 of 2
-    k = torch.eye(512) @ r.t()
-    projector = torch.eye(512) - k @ k.t() / (alpha + r @ k)
-    projector = projector / torch.norm(projector, p="fro")
-    expected = grad @ projector.t() if mode == "replace" else grad + grad @ projector.t()
-    assert torch.allclose(second[weight], expected, atol=1e-6) and torch.allclose(method.projector, projector)
-    assert torch.allclose(project_gradient(torch.eye(512), r, grad, alpha, mode)[1], expected, atol=1e-6)
+    for update, index in enumerate([0, 1, 0, 1]):  # batch i of 2 gives a = 0.1^(1 + i / 2)
+        grad = torch.randn(3, 512, generator=g, dtype=torch.float64)
+        feats = torch.rand(4, 512, generator=g, dtype=torch.float64)  # pooled ReLU features are non-negative
+        grads = {weight: grad.clone()}
+        method.project(grads, weight, feats, step_of(model, index=index))
+        expected = theirs.before_update(grad.numpy(), feats.numpy(), index, 2, theirs.exp_count,
+                                        mode == "add")
+        theirs.exp_count += 1  # as their train loop, after each update
+        if update == 0:  # the very first update is left alone
+            assert torch.equal(grads[weight], grad)
+            continue
+        assert np.allclose(grads[weight].numpy(), expected, rtol=1e-6, atol=1e-12), update
+        assert np.allclose(method.projector.numpy(), theirs.Pl, rtol=1e-6, atol=1e-12), update
+    fresh = AuthorsGSPlugin()
+    expected = fresh.before_update(grad.numpy(), feats.numpy(), 1, 2, 1, mode == "add")
+    projector, projected = project_gradient(torch.eye(512, dtype=torch.float64), feats.mean(0, keepdim=True), grad,
+                                            0.1 ** 1.5, mode)
+    assert np.allclose(projected.numpy(), expected, rtol=1e-6) and np.allclose(projector.numpy(), fresh.Pl, rtol=1e-6)
+
+
+def test_mla_projects_the_visual_step_with_the_visual_features():
+    """In a train step the audio update is the plugin's very first (left alone); the visual one is projected from
+    the identity with the visual batch's mean feature."""
+    model, method = model_with("mla", "--mla_projection", "replace")
+    ref = copy.deepcopy(model)
+    method.train_step(step_of(model))  # batch 0 of 2: a = 0.1
+    audio, visual, labels = batch()
+    enc_a, enc_v = ref.audio_encoder(audio), ref.visual_encoder(visual)
+    head = list(ref.fusion.parameters())
+    sgd(encoder_params(ref, "audio") + head, F.cross_entropy(ref.fusion.fc_out(enc_a), labels))
+    params = encoder_params(ref, "visual") + head
+    grads = torch.autograd.grad(F.cross_entropy(ref.fusion.fc_out(enc_v), labels), params)
+    theirs = AuthorsGSPlugin()
+    projected = theirs.before_update(grads[-2].double().numpy(), enc_v.detach().double().numpy(), 0, 2, 1, False)
+    assert params[-2] is ref.fusion.fc_out.weight
+    with torch.no_grad():
+        for p, g in zip(params, grads[:-2] + (torch.from_numpy(projected).float(), grads[-1])):
+            p -= 0.5 * g
+    assert_same_params(model, ref, atol=1e-5)
 
 
 def test_mla_refuses_other_fusions():
@@ -184,6 +230,35 @@ def test_reconboost_rectification_trains_the_members_and_beta():
     assert all(torch.equal(p, q) for p, q in zip(encoder_params(model, "visual"), visual_before))
 
 
+@pytest.mark.parametrize("pretrained", [[], ["--visual_pretrain", "v.pt"]])
+def test_reconboost_predicts_with_the_modalities_trained_so_far(pretrained):
+    """Their ensemble holds a modality once its stage has run (or from the start when pretrained): before visual's
+    first stage the prediction is beta z_a, whatever the frames; from then on beta (z_a + z_v)."""
+    model, method = model_with("reconboost", *pretrained)
+    with torch.no_grad():
+        model.combiner.boost_rate.fill_(1.5)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    audio, visual, _ = batch()
+    other_visual = torch.randn_like(visual)
+    model.eval()
+    for epoch in (1, 5, 9):  # stage 0: audio, then its rectification; stage 1: visual
+        method.start_epoch(epoch, model, optimizer)
+        with torch.no_grad():
+            out, changed = model(audio, visual), model(audio, other_visual)
+        visual_scored = epoch >= 9 or bool(pretrained)
+        expected = 1.5 * (out.logits_a + out.logits_v) if visual_scored else 1.5 * out.logits_a
+        assert torch.allclose(out.logits, expected, atol=1e-6), epoch
+        assert torch.equal(out.logits, changed.logits) != visual_scored, epoch  # only a member's input counts
+    method.start_epoch(2, model, optimizer)
+    fresh = AVClassifier(3, "concat")
+    fresh.set_head(model.head_spec)
+    fresh.load_state_dict(model.state_dict())  # a checkpoint keeps which modalities its prediction sums
+    assert torch.equal(fresh.combiner.members, torch.tensor([1.0, float(bool(pretrained))]))
+    older = {k: v for k, v in model.state_dict().items() if k != "combiner.members"}
+    fresh.load_state_dict(older)  # written before the members were kept: every modality, as it was scored then
+    assert torch.equal(fresh.combiner.members, torch.ones(2))
+
+
 # ---- AMCo
 def test_amco_mask_ratio_and_masks():
     progress = [0.0, 0.1, 0.2, 0.3, 0.4]  # their l_t in the second epoch: + 1/10 per step
@@ -254,12 +329,34 @@ def test_lfm_hyper_gradient_is_the_hessian_vector_product():
     assert value == pytest.approx(hvp[first].mean().item(), rel=1e-3, abs=1e-8)
 
 
-def test_lfm_weight_update_clips_and_halves_its_step():
-    model, method = model_with("lfm", "--lfm_lr_alpha", "1000")
-    method.batch_clips = [tuple(t[i] for t in batch(4)) for i in range(4)]
+def test_lfm_weight_update_clips_and_halves_its_step(monkeypatch):
+    torch.manual_seed(0)
+    model = AVClassifier(3, "concat")
+    clips = [tuple(t[i] for t in batch(4)) for i in range(4)]
+    audio, visual, labels = batch(4)
+    model.eval()
+    g = alpha_gradient(model, audio[:2], visual[:2], labels[:2], (0.5, 0.5), "authors")  # the first half, eval mode
+    model.train()
+    assert abs(g) > 1e-12
+    lr = 0.2 / abs(g)  # a step of 0.2: inside [0.05, 0.95] from 0.5 either way, so a flipped sign would show
+
+    def lfm(lr_alpha):
+        method = build_method(args_of("lfm", "--lfm_lr_alpha", str(lr_alpha)))
+        method.batch_clips, method.weights = clips, (0.5, 0.5)
+        return method
+    method = lfm(lr)
     record = method.start_epoch(1, model, torch.optim.SGD(model.parameters(), lr=0.1))
-    assert record["lfm_alpha_align"] in (0.05, 0.95) and record["lfm_alpha_cls"] == pytest.approx(1 - record["lfm_alpha_align"])
-    assert method.start_epoch(21, model, None)["lfm_lr_alpha"] == 500  # their epoch 20: halved
+    assert record["lfm_alpha_align"] == pytest.approx(0.5 - lr * g, rel=1e-4)  # alpha_al - lr_alpha g
+    assert record["lfm_alpha_cls"] == pytest.approx(0.5 + lr * g, rel=1e-4) and model.training
+    from utils.methods import lfm as lfm_module
+    monkeypatch.setattr(lfm_module, "alpha_gradient", lambda *a: g)  # the same batch and weights: the same g
+    method.weights = (0.5, 0.5)
+    record = method.start_epoch(21, model, None)  # their epoch 20: the step is halved
+    assert record["lfm_lr_alpha"] == pytest.approx(lr / 2)
+    assert record["lfm_alpha_align"] == pytest.approx(0.5 - lr / 2 * g, rel=1e-4)
+    far = lfm(1000 * lr)  # a step far past the range: clipped to its edge on the side g points away from
+    assert far.start_epoch(1, model, None)["lfm_alpha_align"] == (0.05 if g > 0 else 0.95)
+    model, method = model_with("lfm")
     out = model(*batch()[:2])
     labels = batch()[2]
     method.weights = (0.3, 0.7)

@@ -1,5 +1,5 @@
 """Held-out parts of the training split, for the methods that need a validation signal
-(G-Blending, dynamic MSLR): never trained on, chosen by the seed alone."""
+(G-Blending, dynamic MSLR, Re-learning, LFM): never trained on, chosen by the seed alone."""
 import random
 from typing import List, Tuple
 
@@ -26,7 +26,8 @@ class KeyedSubset(Dataset):
 
 
 def held_out(train, indices) -> KeyedSubset:
-    """Clips of the train split scored as validation clips are: without augmentation."""
+    """Clips of the train split scored as validation clips are: without augmentation (held-out clips, and
+    Re-learning's clean pass over the clips it trains on)."""
     return KeyedSubset(train.evaluation_view() if hasattr(train, "evaluation_view") else train, indices)
 
 

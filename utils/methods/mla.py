@@ -6,12 +6,18 @@ input_dim 512). Per batch: one forward of both encoders, then for audio and then
 CE(H(f_m)), its gradient on that encoder and H, and an optimizer step: two steps per batch, the visual
 one through the head the audio step has just moved.
 
-H's weight gradient may be projected (their GSPlugin, an OWM-style projector P, 512 x 512, from the
-identity): r = the batch's mean feature, k = P r^T, P <- P - k k^T / (a + r k), P <- P / |P|_F with
-a = 0.1^(1 + i / len(loader)); then grad <- grad P^T, skipped for the very first update. In the authors'
-public code it never fires: it waits for a parameter named "module.weight", and the head's
-named_parameters() yields "weight". --mla_projection off (the default) is that code; "replace" the paper's
-update; "add" BalanceBenchmark's grad + grad P^T.
+H's weight gradient may be projected (their GSPlugin.before_update, utils/utils.py, and BalanceBenchmark's
+copy of it): a projector P (512 x 512) starts as the identity; per update, r = the batch's mean feature
+(1 x d), k = P r^T (d x 1), and
+
+    P <- P - (k k^T) / (a + k r),   P <- P / |P|_F,   a = 0.1^(1 + i / len(loader))
+
+where k r is the d x d outer product, so the division is element by element (not the scalar a + r k of
+OWM, the rule it descends from); then grad <- grad P^T, skipped for the very first update (their
+exp_count 0). In the authors' public code it never fires: it waits for a parameter named
+"module.weight", and the head's named_parameters() yields "weight". --mla_projection off (the default) is
+that code; "replace" their update as if the name matched (grad P^T); "add" BalanceBenchmark's, which
+matches "weight" and adds: grad + grad P^T.
 
 At test time the two heads' logits are mixed by entropy, w_m proportional to exp(H_max - H_m)
 (models/heads.py: per sample as in the paper and BalanceBenchmark; "batch" is the authors' code, which
@@ -32,9 +38,9 @@ MODALITIES = ("audio", "visual")
 
 def project_gradient(projector: torch.Tensor, r: torch.Tensor, grad: torch.Tensor, alpha: float, mode: str):
     """One GSPlugin update from the batch's mean feature r (1, d): the new projector and the head's new
-    weight gradient."""
+    weight gradient. As their torch.mm(k, r), k @ r is (d, d): the division is element-wise."""
     k = projector @ r.t()
-    projector = projector - (k @ k.t()) / (alpha + r @ k)
+    projector = projector - (k @ k.t()) / (alpha + k @ r)
     projector = projector / projector.norm()
     projected = grad @ projector.t()
     return projector, projected if mode == "replace" else grad + projected
@@ -52,8 +58,9 @@ class MLA(Method):
         group.add_argument("--mla_audio_weight", type=PROBABILITY, default=0.55,
                            help="MLA: audio weight of --mla_fusion fixed (the authors' main() passes 0.55)")
         group.add_argument("--mla_projection", choices=["off", "replace", "add"], default="off",
-                           help="MLA: head-gradient projection: off (the authors' public code, where it never fires), "
-                                "replace (the paper: grad P^T), add (BalanceBenchmark: grad + grad P^T)")
+                           help="MLA: head-gradient projection by their GSPlugin's projector P: off (the authors' public code, "
+                                "where it never fires), replace (grad P^T, their code had its name check matched), "
+                                "add (BalanceBenchmark: grad + grad P^T)")
 
     def __init__(self, args):
         super().__init__(args)

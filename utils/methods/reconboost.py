@@ -19,7 +19,8 @@ and the first stage trains on (w1 - w2) CE / C.
 
 The head is their common-space one, an MLP 512 -> 256 -> ReLU -> C scoring each modality's features
 (--reconboost_head linear: BalanceBenchmark's shared linear layer); beta starts at their 1.0
-(BalanceBenchmark: 0.01). The prediction is beta (z_a + z_v).
+(BalanceBenchmark: 0.01). The prediction is beta (z_a + z_v), over the modalities trained so far: in the
+first stage (no pretrained visual encoder) beta z_a alone, as their ensemble scores it.
 """
 import torch
 import torch.nn.functional as F
@@ -89,6 +90,10 @@ class ReconBoost(Method):
         stage, modality, phase, starts = self.stage_of(epoch)
         if starts:
             optimizer.state.clear()  # their fresh optimizer per phase: no momentum carried over
+        # the prediction sums the modalities trained so far (this stage's included): their ensemble holds only
+        # the modalities added after a stage (or pretrained), so before visual's first stage they score audio alone
+        scored = self.members(stage, True)
+        model.combiner.members.copy_(torch.tensor([float(m in scored) for m in MODALITIES]))
         return {"reconboost_stage": float(stage), "reconboost_rectify": float(phase == "rectify"),
                 "reconboost_trains_audio": float(phase == "modality" and modality == "audio")}
 

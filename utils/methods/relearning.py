@@ -3,10 +3,13 @@
 
 Plain joint training, interrupted every --relearn_every epochs (R; their 0-based epoch e with e % R == 0
 and e > 0, after its evaluation, at most --relearn_times times): for each modality, the encoder's features
-of the training set (augmented as for training, eval mode) and of held-out clips are scaled to [-1, 1]
-(MinMaxScaler), clustered by k-means with k = the number of classes (random_state 0), and the purity
-of each clustering (share of samples in their cluster's majority class) is taken. The gap between train
-and held-out purity says how much the encoder memorises:
+(eval mode) of the training clips and of held-out clips are scaled to [-1, 1] (MinMaxScaler), clustered
+by k-means with k = the number of classes (random_state 0), and the purity of each clustering (share of
+samples in their cluster's majority class) is taken. Both sets are scored without augmentation, with the
+test-time transform: their train set is AVDataset_CD(mode='my_train'), which crops, flips and picks
+random frames only in mode 'train' (--relearn_train_view augmented scores the training clips augmented
+as for training instead, with draws of their own). The gap between train and held-out purity says how
+much the encoder memorises:
 
     w_m = tanh(lambda |purity_train - purity_heldout|),   theta_m <- w_m theta_m,init + (1 - w_m) theta_m
 
@@ -62,6 +65,9 @@ class Relearning(Method):
                            help="Re-learning: at most this many re-initialisations (the authors' 3; BB 2)")
         group.add_argument("--relearn_holdout", type=FRACTION, default=0.1,
                            help="Re-learning: share of the train split held out for the purity gap (without --val_split)")
+        group.add_argument("--relearn_train_view", choices=["clean", "augmented"], default="clean",
+                           help="Re-learning: the training clips' purity pass without augmentation (the authors' my_train "
+                                "mode) or augmented as for training")
 
     def configure_model(self, model):
         """The encoders as the run begins: as built (the seed alone fixes them), with any pretrained weights."""
@@ -75,10 +81,12 @@ class Relearning(Method):
 
     def split_train(self, train, seed, val=None):
         if val is not None:
-            self.train_set, self.holdout = train, val
+            self.train_set, self.holdout, kept = train, val, range(len(train))
         else:
             held, rest = shuffled_split(len(train), self.args.relearn_holdout, seed)
-            self.train_set, self.holdout = KeyedSubset(train, sorted(rest)), held_out(train, sorted(held))
+            kept = sorted(rest)
+            self.train_set, self.holdout = KeyedSubset(train, kept), held_out(train, sorted(held))
+        self.clean_train = held_out(train, kept)  # the clips trained on, with the test-time transform
         if len(self.holdout) < self.n_classes:
             source = "the --val_split set" if val is not None else f"--relearn_holdout {self.args.relearn_holdout}"
             raise DataError(f"--method relearning clusters the held-out clips into {self.n_classes} classes, but "
@@ -103,8 +111,11 @@ class Relearning(Method):
         if not self.relearns_before(epoch):
             return {}
         device = next(model.parameters()).device
-        train_keys = training_pass_keys(self.args.random_seed, epoch, range(len(self.train_set)))
-        train, train_labels = self.features(self.train_set, train_keys, device)
+        if self.args.relearn_train_view == "clean":
+            train, train_labels = self.features(self.clean_train, list(range(len(self.clean_train))), device)
+        else:
+            keys = training_pass_keys(self.args.random_seed, epoch, range(len(self.train_set)))
+            train, train_labels = self.features(self.train_set, keys, device)
         held, held_labels = self.features(self.holdout, list(range(len(self.holdout))), device)
         record = {}
         for m in MODALITIES:

@@ -69,3 +69,20 @@ def test_each_optimizer_gets_the_flags_settings(flags, kind, expected):
 def test_adam_betas_must_lie_in_zero_one():
     with pytest.raises(SystemExit):
         main_CD.build_parser().parse_args(["--adam_betas", "0.9", "1.5"])
+
+
+def test_a_checkpoint_from_before_a_flag_keeps_what_its_run_did():
+    import main_KS
+    from utils.args import restore_settings
+    args = main_KS.build_parser().parse_args([])
+    assert (args.frame_pick, args.frame_augment) == ("segments", "frame")
+    old_run = {"num_frames": 3, "learning_rate": 0.01}  # args.json of a run made before --frame_pick existed
+    restore_settings(args, old_run, typed=set())
+    assert (args.frame_pick, args.frame_augment, args.num_frames) == ("even", "clip", 3)
+    args = main_KS.build_parser().parse_args(["--frame_pick", "fixed"])
+    restore_settings(args, old_run, typed={"frame_pick"})
+    assert (args.frame_pick, args.frame_augment) == ("fixed", "clip")
+    args = main_KS.build_parser().parse_args([])
+    restore_settings(args, {**old_run, "frame_pick": "segments", "frame_augment": "frame"}, typed=set())
+    assert (args.frame_pick, args.frame_augment) == ("segments", "frame")
+    assert not hasattr(args, "segment")  # AVE's flag is not added to a Kinetics-Sounds run

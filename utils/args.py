@@ -284,10 +284,18 @@ RUNTIME_FLAGS = frozenset({"train", "ckpt_path", "resume", "run_dir", "device", 
                            "check_files"})
 
 
+# What runs did before these flags existed (their defaults now differ): a checkpoint whose args lack one
+# is evaluated and resumed as it was trained, not with today's default.
+BEFORE_THE_FLAG = {"frame_pick": "even", "frame_augment": "clip", "segment": "whole", "agm_clip": 0.0,
+                   "relearn_train_view": "augmented", "pmr_prototype_set": "train"}
+
+
 def restore_settings(args, saved: dict, typed: Set[str], keep=RUNTIME_FLAGS) -> list:
     """Every setting of the run that made a checkpoint (its args) that the user did not type, except
     those in `keep`. Returns one line per typed setting that differs from the training value."""
     notes = []
+    if saved:
+        saved = {**{k: v for k, v in BEFORE_THE_FLAG.items() if hasattr(args, k)}, **saved}
     for key, value in saved.items():
         if key in keep:
             continue

@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
                   audio_help="audio length fed to the spectrogram (PMR: the event tiled to 10 s -> 257 x 1,004)",
                   frame_pick="segments", frame_augment="frame")  # the GeWu-Lab loaders' frames
     add_shared_args(parser, "PMR's AVE scripts", epochs=130, batch_size=64, lr_decay_step=70)
+    # PMR's authors build AVE's prototypes from the whole validation list (main_Prototype_grad.py:426-427)
+    parser.set_defaults(pmr_prototype_set="validation")
     return parser
 
 

@@ -36,6 +36,10 @@ class SumFusion(nn.Module):
     def classifier_layer_biases(self):
         return [self.fc_a.bias, self.fc_v.bias]
 
+    def classifier_layer_weights(self):
+        """The weight tensors of the layers that give the fused logits (AGM's clipping test watches them)."""
+        return [self.fc_a.weight, self.fc_v.weight]
+
 
 class _ConcatHead(nn.Module):
     """Shared tail of concat / FiLM / gated: logits = fc_out([a'; v'])."""
@@ -63,6 +67,9 @@ class _ConcatHead(nn.Module):
 
     def classifier_layer_biases(self):
         return [self.fc_out.bias]
+
+    def classifier_layer_weights(self):
+        return [self.fc_out.weight]
 
 
 class ConcatFusion(_ConcatHead):

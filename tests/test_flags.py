@@ -86,3 +86,9 @@ def test_a_checkpoint_from_before_a_flag_keeps_what_its_run_did():
     restore_settings(args, {**old_run, "frame_pick": "segments", "frame_augment": "frame"}, typed=set())
     assert (args.frame_pick, args.frame_augment) == ("segments", "frame")
     assert not hasattr(args, "segment")  # AVE's flag is not added to a Kinetics-Sounds run
+
+
+def test_pmr_builds_aves_prototypes_from_its_validation_list_as_the_authors():
+    import main_AVE
+    assert main_AVE.build_parser().parse_args([]).pmr_prototype_set == "validation"
+    assert main_CD.build_parser().parse_args([]).pmr_prototype_set == "train"

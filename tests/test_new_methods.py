@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models import AVClassifier
+from helpers.tiny_models import tiny_classifier
 from utils.methods import build_method
 from utils.methods.agm import ScaleGradient, agm_coefficients, shapley_outputs
 from utils.methods.base import encoder_params
@@ -24,7 +24,8 @@ def args_for(method, **kw):
     base = dict(method=method, amp="off", random_seed=0, modulation_starts=0, modulation_ends=None, batch_size=4,
                 mmpareto_gamma=1.5, mmpareto_variant="authors", agm_alpha=1.5, inforeg_beta_audio=0.95,
                 inforeg_beta_visual=0.1, inforeg_threshold=0.05, opm_q_base=0.5, opm_lambda=0.5, opm_p_exe=1.0,
-                opm_warmup=0, pmr_alpha=2.0, pmr_momentum=0.0, pmr_fraction=0.5, cml_lambda=0.1, umt_lambda=10.0,
+                opm_warmup=0, pmr_alpha=2.0, pmr_momentum=0.0, pmr_fraction=0.5, pmr_prototype_set="train",
+                cml_lambda=0.1, cml_penalty="batch", agm_clip=1.0, umt_lambda=10.0,
                 umt_teachers=None, ume_runs=None, scaling=10.0)
     return SimpleNamespace(**{**base, **kw})
 
@@ -36,8 +37,7 @@ def batch(n=4):
 
 
 def model_for(method, fusion="concat", mmcosine=False, **kw):
-    torch.manual_seed(0)
-    model = AVClassifier(3, fusion, mmcosine=mmcosine)
+    model = tiny_classifier(3, fusion, mmcosine=mmcosine)
     m = build_method(args_for(method, **kw))
     m.configure_model(model)
     return model, m
@@ -75,8 +75,7 @@ def test_mmpareto_step_is_the_authors_update():
     step = step_of(model)
     out, logged = method.train_step(step)
     # Directly: the per-loss gradients by separate backward passes, as MMPareto.py.
-    torch.manual_seed(0)
-    ref = AVClassifier(3, "concat")
+    ref = tiny_classifier(3, "concat")
     ref.add_unimodal_heads()
     ref.load_state_dict({n: before[n] for n in before}, strict=False)
     ref.train()
@@ -169,17 +168,6 @@ def test_scale_gradient_scales_only_the_backward():
     assert torch.allclose(x.grad, torch.full((3,), 0.25))
 
 
-def test_agm_step_runs_the_zeroed_passes_and_keeps_running_scores():
-    model, method = model_for("agm")
-    step = step_of(model, lr=0.0)
-    _, logged = method.train_step(step)
-    assert (logged["agm_coeff_a"], logged["agm_coeff_v"]) == pytest.approx(
-        agm_coefficients(logged["agm_score_a"], logged["agm_score_v"], 0.0, 0.0, 1.5))
-    assert method.running == {"audio": pytest.approx(logged["agm_score_a"]),
-                              "visual": pytest.approx(logged["agm_score_v"]), "steps": 1}
-    assert model.training
-
-
 # ---- InfoReg
 def test_inforeg_window_k_is_the_authors_formula():
     traces = [0.0] * 10 + [4.0]
@@ -252,6 +240,46 @@ def test_cml_partial_prediction_is_the_model_without_the_removed_modality(fusion
                                          + 0.1 * hinge).item(), rel=1e-5)
 
 
+# Sample 0: only the partial prediction is right, and it is the more confident (exempt from the authors' per-sample
+# penalty); sample 1: both wrong, the partial one more confident (counted); sample 2: the full one more confident.
+CML_LOGITS = torch.tensor([[0.0, 2.0, 0.0], [0.0, 0.0, 1.0], [4.0, 0.0, 0.0]])
+CML_PARTIAL = torch.tensor([[3.0, 0.0, 0.0], [0.0, 0.0, 2.0], [1.0, 0.0, 0.0]])
+CML_LABELS = torch.tensor([0, 1, 0])
+
+
+def direct_cml_penalties():
+    """(BalanceBenchmark's batch hinge, the authors' per-sample hinge) on the example, sample by sample."""
+    gaps, counted = [], []
+    for z, z_p, y in zip(CML_LOGITS, CML_PARTIAL, CML_LABELS):
+        p, p_p = z.softmax(0), z_p.softmax(0)
+        gaps.append((p_p.max() - p.max()).item())
+        counted.append(not (p_p.argmax() == y and p.argmax() != y))
+    assert counted == [False, True, True] and gaps[0] > 0 and gaps[1] > 0 and gaps[2] < 0
+    return max(0.0, sum(gaps)), sum(max(0.0, g) for g, keep in zip(gaps, counted) if keep)
+
+
+def test_cml_penalties_against_a_direct_computation():
+    batch_penalty, sample_penalty = direct_cml_penalties()
+    assert batch_penalty != pytest.approx(sample_penalty)
+    ce = (F.cross_entropy(CML_LOGITS, CML_LABELS) + F.cross_entropy(CML_PARTIAL, CML_LABELS)).item() / 2
+    for kind, penalty in (("batch", batch_penalty), ("sample", sample_penalty)):
+        loss, value = cml_loss(CML_LOGITS, CML_PARTIAL, CML_LABELS, 0.1, kind)
+        assert value.item() == pytest.approx(penalty, abs=1e-6), kind
+        assert loss.item() == pytest.approx(ce + 0.1 * penalty, rel=1e-6), kind
+
+
+@pytest.mark.parametrize("kind", ["batch", "sample"])
+def test_cml_penalty_flag_reaches_the_loss(kind):
+    method = build_method(args_for("cml", cml_penalty=kind))
+    method.model = SimpleNamespace(mmcosine=True)  # the partial logits are the fused minus the removed modality's
+    method.removed = "audio"
+    out = SimpleNamespace(logits=CML_LOGITS, logits_a=CML_LOGITS - CML_PARTIAL, logits_v=CML_PARTIAL)
+    penalty = dict(zip(("batch", "sample"), direct_cml_penalties()))[kind]
+    ce = (F.cross_entropy(CML_LOGITS, CML_LABELS) + F.cross_entropy(CML_PARTIAL, CML_LABELS)).item() / 2
+    assert method.loss(out, CML_LABELS, 1).item() == pytest.approx(ce + 0.1 * penalty, rel=1e-5)
+    assert method.logged["cml_hinge"] == pytest.approx(penalty, abs=1e-6)
+
+
 # ---- OPM
 def test_opm_drops_only_the_leading_modality_and_rescales():
     assert drop_probabilities(2.0, 1.0, 0.5, 0.5) == pytest.approx((0.5 * (1 + 0.5 * math.tanh(1.0)), 0.0))
@@ -288,10 +316,9 @@ def test_opm_refuses_a_nonlinear_fusion():
 
 
 # ---- UMT and UME
-def unimodal_run(tmp_path, modality, fusion="concat", mmcosine=False, seed=1):
-    """A run directory holding the best.pt of a trained-looking uni-modal model."""
-    torch.manual_seed(seed)
-    model = AVClassifier(3, fusion, mmcosine=mmcosine)
+def unimodal_run(tmp_path, modality, fusion="concat", mmcosine=False, seed=1, **extra):
+    """A run directory holding the best.pt of a trained-looking uni-modal model (`extra`: more checkpoint entries)."""
+    model = tiny_classifier(3, fusion, mmcosine=mmcosine, seed=seed)
     model.keep_only(modality)
     with torch.no_grad():
         for p in model.parameters():
@@ -299,7 +326,7 @@ def unimodal_run(tmp_path, modality, fusion="concat", mmcosine=False, seed=1):
     run = tmp_path / f"{modality}-{fusion}-{mmcosine}"
     run.mkdir()
     torch.save({"model": model.state_dict(), "model_config": {"fusion": fusion, "mmcosine": mmcosine, "n_classes": 3,
-                "scaling": 10.0, "modalities": [modality]}}, run / "best.pt")
+                "scaling": 10.0, "modalities": [modality]}, **extra}, run / "best.pt")
     model.eval()
     return run, model
 
@@ -339,3 +366,24 @@ def test_umt_loss_adds_the_distance_to_the_frozen_teachers(tmp_path):
     expected = F.cross_entropy(out.logits, step.labels) + 10.0 * (F.mse_loss(out.enc_a, t_a) + F.mse_loss(out.enc_v, t_v))
     assert captured["loss"].item() == pytest.approx(expected.item(), rel=1e-5)
     assert all(not p.requires_grad for t in method.teachers.values() for p in t.parameters())
+
+
+@pytest.mark.parametrize("method_name,flag", [("umt", "umt_teachers"), ("ume", "ume_runs")])
+def test_unimodal_runs_chosen_on_the_test_set_are_named_in_one_line(tmp_path, capsys, method_name, flag):
+    run_a, _ = unimodal_run(tmp_path, "audio", best={"acc": 50.0, "epoch": 3, "split": "test"})
+    run_v, _ = unimodal_run(tmp_path, "visual", seed=2, best={"acc": 40.0, "epoch": 2, "split": "val"})
+    model_for(method_name, **{flag: [str(run_a), str(run_v)]})
+    lines = [line for line in capsys.readouterr().out.splitlines() if "best.pt on the test set" in line]
+    assert len(lines) == 1 and str(run_a) in lines[0] and str(run_v) not in lines[0] and f"--{flag}" in lines[0]
+
+
+def test_the_selection_split_comes_from_the_checkpoint_else_from_the_run_flags(tmp_path):
+    import json
+
+    from utils.methods.unimodal_runs import selected_on
+    assert selected_on(tmp_path, {"best": {"split": "val"}, "args": {"val_split": None}}) == "val"  # AVE's own list
+    assert selected_on(tmp_path, {"args": {"val_split": None}}) == "test"
+    assert selected_on(tmp_path, {"args": {"val_split": "0.1"}}) == "val"
+    assert selected_on(tmp_path, {}) is None
+    (tmp_path / "args.json").write_text(json.dumps({"val_split": None}))
+    assert selected_on(tmp_path, {}) == "test"

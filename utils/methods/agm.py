@@ -16,6 +16,12 @@ by coeff_a, through m_v by coeff_v. With the batch scores s_m = mean -log p(m_m)
 A modality whose loss is now lower, relative to the other, than on average gets a smaller
 coefficient. BalanceBenchmark's AGM_trainer flips this sign (and drops the f(0,0) terms); we follow
 the authors. The authors' CREMA-D setting modulates in every epoch (alpha 1.5, 1,500 epochs).
+
+The coefficients reach e^15 (alpha 1.5 times the cap 10), so the authors clip (run/CREMAD_main.py:233-238):
+after the backward pass, if any entry of the fusion layer's weight gradient (their fc_out.weight) lies
+outside [-1, 1], every gradient is scaled as clip_grad_norm_(model.parameters(), max_norm=1) scales it.
+--agm_clip sets that bound (BalanceBenchmark's AGM_trainer: 5; 0: no clipping); the fusion layer is
+fc_out for concat / FiLM / gated fusion and both fc_a and fc_v for sum fusion.
 """
 import math
 
@@ -51,6 +57,17 @@ def batch_score(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return -torch.log(p.clamp(min=1e-8))
 
 
+def clip_like_the_authors(grads, watched, bound: float):
+    """(gradients, whether clipped): all of `grads` (a list) scaled by min(1, bound / (total norm + 1e-6)), as
+    torch.nn.utils.clip_grad_norm_(max_norm=bound) does, when an entry of a `watched` gradient lies outside
+    [-bound, bound]; untouched otherwise, or when bound is 0."""
+    if bound <= 0 or not any(bool((g.abs() > bound).any()) for g in watched):
+        return grads, False
+    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.detach()) for g in grads]))
+    factor = torch.clamp(bound / (total + 1e-6), max=1.0)
+    return [g * factor.to(g.dtype) for g in grads], True
+
+
 def agm_coefficients(score_a: float, score_v: float, mean_a: float, mean_v: float, alpha: float):
     coeff_a = math.exp(alpha * min(math.exp(mean_v - mean_a) - math.exp(score_v - score_a), 10))
     coeff_v = math.exp(alpha * min(math.exp(mean_a - mean_v) - math.exp(score_a - score_v), 10))
@@ -65,6 +82,9 @@ class AGM(Method):
     def add_args(cls, group):
         group.add_argument("--agm_alpha", type=NONNEGATIVE, default=1.5,
                            help="AGM: modulation strength (the authors' answer for CREMA-D: 1.5)")
+        group.add_argument("--agm_clip", type=NONNEGATIVE, default=1.0, metavar="BOUND",
+                           help="AGM: when an entry of the fusion layer's weight gradient exceeds BOUND in size, clip "
+                                "the norm of all gradients to BOUND (the authors: 1; BalanceBenchmark: 5; 0: never)")
 
     def __init__(self, args):
         super().__init__(args)
@@ -89,8 +109,13 @@ class AGM(Method):
         loss = F.cross_entropy(ScaleGradient.apply(m_a, coeff_a) + ScaleGradient.apply(m_v, coeff_v), step.labels)
         step.check_finite(loss)
         params = [p for p in raw.parameters() if p.requires_grad]
-        step.step_with(dict(zip(params, step.gradients(loss, params, retain_graph=False))))
-        return out, {"agm_coeff_a": coeff_a, "agm_coeff_v": coeff_v, "agm_score_a": score_a, "agm_score_v": score_v}
+        grads = step.gradients(loss, params, retain_graph=False)
+        index = {id(p): i for i, p in enumerate(params)}
+        watched = [grads[index[id(w)]] for w in raw.fusion.classifier_layer_weights() if id(w) in index]
+        grads, clipped = clip_like_the_authors(grads, watched, self.args.agm_clip)
+        step.step_with(dict(zip(params, grads)))
+        return out, {"agm_coeff_a": coeff_a, "agm_coeff_v": coeff_v, "agm_score_a": score_a, "agm_score_v": score_v,
+                     "agm_clipped": float(clipped)}
 
     def state_dict(self):
         return {"running": dict(self.running)}

@@ -12,6 +12,11 @@ every modality leave the loss (with two modalities and one q_m > 0 that cannot h
 CE of the fused head on the modulated features. The first --opm_warmup epochs (the authors': their
 epochs 0..5, our 1..6) train without dropping.
 
+The scores are computed without gradient. The authors' code (Classifier.py:9-21, 139-146) computes them
+from features that are not detached and returns theta itself as theta's gradient (custom_autograd),
+so a made-up gradient dL/dtheta = theta flows through q into both encoders; the detached weights
+there show the scores were meant to carry none.
+
 The masks are drawn for the global batch and each process takes its rows, so torchrun draws what
 one process draws. The fused head must be linear in the features: --fusion_method concat or sum.
 """

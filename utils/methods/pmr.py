@@ -2,8 +2,11 @@
 Modal-Imbalance-PMR/main_Prototype_grad.py trains.
 
 Before each epoch the class prototypes c_k^m (the mean encoder feature of class k) are computed in
-eval mode over the first tenth of a shuffled pass of the training set, as augmented for training;
-from the third computation on they are an EMA with the previous ones,
+eval mode over the first tenth of a shuffled pass of the training set, as augmented for training.
+On AVE the authors take the whole validation set instead, unaugmented and uncut
+(main_Prototype_grad.py:426-427, 535, 552): --pmr_prototype_set validation, main_AVE.py's default.
+A class absent from the pass gets a zero prototype (a NaN one in the authors' code). From the third
+computation on the prototypes are an EMA with the previous ones,
 c <- (1 - mu) c_new + mu c_old (--pmr_momentum; the authors' CREMA-D scripts use 0). Per step,
 
     h_m,k = -||f_m - c_k^m||_2                (prototype logits)
@@ -18,6 +21,8 @@ import random
 
 import torch
 import torch.nn.functional as F
+
+from dataset.errors import DataError
 
 from .. import distributed
 from ..flag_types import FRACTION, NONNEGATIVE
@@ -47,6 +52,10 @@ class PMR(Method):
                            help="PMR: EMA momentum of the prototypes (the authors' CREMA-D scripts: 0)")
         group.add_argument("--pmr_fraction", type=FRACTION, default=0.1,
                            help="PMR: share of the training batches the prototypes are computed on (authors': a tenth)")
+        group.add_argument("--pmr_prototype_set", choices=["train", "validation"], default="train",
+                           help="PMR: what the prototypes average: train = the first --pmr_fraction of an augmented, "
+                                "shuffled pass of the train split (the authors' CREMA-D, KS, VGGSound); validation = "
+                                "the whole validation set, unaugmented (the authors' AVE)")
 
     def __init__(self, args):
         super().__init__(args)
@@ -54,19 +63,28 @@ class PMR(Method):
         self.computed = 0
 
     def split_train(self, train, seed, val=None):
-        self.train_set = train
+        if self.args.pmr_prototype_set == "validation" and val is None:
+            raise DataError("--pmr_prototype_set validation needs a validation set, and this run has none: give "
+                            "--val_split, or use --pmr_prototype_set train")
+        self.train_set, self.val_set = train, val
         return train, None
 
-    def compute_prototypes(self, epoch: int, n_classes: int):
-        """Class means of the encoder features over the first --pmr_fraction of a shuffled, augmented pass."""
+    def prototype_pass(self, epoch: int):
+        """(dataset, keys) the prototypes average over: the whole validation set as scored (no augmentation), or the
+        first --pmr_fraction of the batches of a shuffled pass of the train split, augmented as for training."""
+        if self.args.pmr_prototype_set == "validation":
+            return self.val_set, list(range(len(self.val_set)))
         n = len(self.train_set)
         order = list(range(n))
         random.Random(epoch_seed(self.args.random_seed, -epoch)).shuffle(order)
         batches = n // self.args.batch_size + (n % self.args.batch_size > 0)
         used = order[:max(int(batches * self.args.pmr_fraction), 1) * self.args.batch_size]
-        keys = training_pass_keys(self.args.random_seed, epoch, used)
+        return self.train_set, training_pass_keys(self.args.random_seed, epoch, used)
+
+    def compute_prototypes(self, epoch: int, n_classes: int):
+        """Class means of the encoder features over the prototype pass (see prototype_pass)."""
         sums, counts = None, None
-        for out, labels in self.forward_batches(self.train_set, keys):
+        for out, labels in self.forward_batches(*self.prototype_pass(epoch)):
             feats = torch.stack([out.enc_a.float(), out.enc_v.float()])  # (2, B, D)
             if sums is None:
                 sums = feats.new_zeros(2, n_classes, feats.shape[2])

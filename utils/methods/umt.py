@@ -14,6 +14,9 @@ UME is the ensemble of two uni-modal models: the average of the logits of an aud
 visual_only run (--ume_runs). Nothing trains: the run assembles the two into one model whose fused
 logits are exactly that average, evaluates it each epoch (--epochs 1 is enough) and saves it, so
 --ckpt_path evaluation, features and diagnostics work as for any run.
+
+A uni-modal run without --val_split (or a dataset's own validation list) chose its best.pt on the test
+set, so test clips picked UMT's teacher or UME's member; the run says so in one line.
 """
 import copy
 
@@ -24,7 +27,7 @@ from dataset.errors import DataError
 
 from ..flag_types import NONNEGATIVE
 from .base import Method
-from .unimodal_runs import encoder_state, unimodal_checkpoint
+from .unimodal_runs import encoder_state, say_test_selection, unimodal_checkpoint
 
 MODALITIES = ("audio", "visual")
 
@@ -61,8 +64,10 @@ class UMT(Method):
         self.teachers, self.targets = {}, None
 
     def configure_model(self, model):
-        for run, m in zip(self.args.umt_teachers, MODALITIES):
-            ckpt = unimodal_checkpoint(run, m, "--umt_teachers", model, same_head=False)
+        ckpts = [unimodal_checkpoint(run, m, "--umt_teachers", model, same_head=False)
+                 for run, m in zip(self.args.umt_teachers, MODALITIES)]
+        say_test_selection(self.args.umt_teachers, ckpts, "--umt_teachers")
+        for ckpt, m in zip(ckpts, MODALITIES):
             self.teachers[m] = frozen_teacher(getattr(model, f"{m}_encoder"), encoder_state(ckpt, m))
 
     def train_step(self, step):
@@ -119,6 +124,7 @@ class UME(Method):
                             f"(not {model.fusion_name})")
         ckpts = [unimodal_checkpoint(run, m, "--ume_runs", model, same_head=True)
                  for run, m in zip(self.args.ume_runs, MODALITIES)]
+        say_test_selection(self.args.ume_runs, ckpts, "--ume_runs")
         for ckpt, m in zip(ckpts, MODALITIES):
             getattr(model, f"{m}_encoder").load_state_dict(encoder_state(ckpt, m))
         if model.mmcosine:

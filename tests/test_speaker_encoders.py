@@ -67,7 +67,8 @@ def test_face_encoder_is_a_resnet34_pooled_over_frames():
     assert len(enc.trunk[6]) == 6  # layer3 of a ResNet34 has six blocks (ResNet18: two)
     frame = torch.randn(1, 3, 1, 48, 48)
     with torch.no_grad():
-        assert torch.allclose(enc(frame), enc(frame.repeat(1, 1, 2, 1, 1)), atol=1e-5)
+        # features up to ~30: a batch of two frames runs other float32 kernels than one, on some CPUs ~4e-5 apart
+        assert torch.allclose(enc(frame), enc(frame.repeat(1, 1, 2, 1, 1)), atol=1e-4)
 
 
 def test_av_classifier_with_the_vox_encoders_keeps_the_mmcosine_formula():

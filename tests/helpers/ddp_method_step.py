@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import torch
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -22,26 +21,11 @@ from utils.methods import build_method  # noqa: E402
 from utils.methods.step import Step  # noqa: E402
 from utils.precision import Precision  # noqa: E402
 from clips import Clips, passes_over  # noqa: E402  (beside this script)
+from tiny_models import TinyEncoder  # noqa: E402
 
 # Small enough for 8 float64 clips: what the per-epoch passes need (k-means over 6 classes, LFM's batch).
 FLAGS = ["--opm_warmup", "0", "--relearn_every", "1", "--relearn_holdout", "0.5", "--valuation_warmup", "0",
          "--lfm_holdout_clips", "4", "--mla_projection", "replace", "--opm_p_exe", "1.0"]
-
-
-class SmallEncoder(nn.Module):
-    """conv-BN-ReLU twice to 512 channels, pooled; visual input (B, 3, T, H, W) has T folded into the batch."""
-
-    def __init__(self, in_channels: int):
-        super().__init__()
-        self.trunk = nn.Sequential(nn.Conv2d(in_channels, 16, 3, 2, 1), nn.BatchNorm2d(16), nn.ReLU(),
-                                   nn.Conv2d(16, 512, 3, 2, 1), nn.BatchNorm2d(512), nn.ReLU())
-
-    def forward(self, x):
-        if x.dim() == 5:
-            b = x.shape[0]
-            maps = self.trunk(x.transpose(1, 2).reshape(-1, *x.shape[1:2], *x.shape[3:]))
-            return maps.reshape(b, -1, *maps.shape[1:]).mean(dim=(1, 3, 4))
-        return self.trunk(x).mean(dim=(2, 3))
 
 
 def two_steps(spec, device):
@@ -50,7 +34,8 @@ def two_steps(spec, device):
     args = main_CD.build_parser().parse_args(["--method", name, *FLAGS])
     args.fusion_method, args.mmcosine, args.scaling = "concat", False, 10.0
     torch.manual_seed(0)
-    model = AVClassifier(6, "concat", mmcosine=False, audio_encoder=SmallEncoder(1), visual_encoder=SmallEncoder(3))
+    model = AVClassifier(6, "concat", mmcosine=False, audio_encoder=TinyEncoder(1, width=16),
+                         visual_encoder=TinyEncoder(3, width=16))
     method = build_method(args)
     method.configure_model(model)
     g = torch.Generator().manual_seed(1)

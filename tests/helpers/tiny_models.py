@@ -11,10 +11,10 @@ from models import AVClassifier
 class TinyEncoder(nn.Module):
     """(B, C, H, W), or frames (B, C, T, H, W) with T folded into the batch, -> (B, 512)."""
 
-    def __init__(self, in_channels: int):
+    def __init__(self, in_channels: int, width: int = 8):
         super().__init__()
-        self.trunk = nn.Sequential(nn.Conv2d(in_channels, 8, 3, 2, 1), nn.BatchNorm2d(8), nn.ReLU(),
-                                   nn.Conv2d(8, 512, 3, 2, 1), nn.BatchNorm2d(512), nn.ReLU())
+        self.trunk = nn.Sequential(nn.Conv2d(in_channels, width, 3, 2, 1), nn.BatchNorm2d(width), nn.ReLU(),
+                                   nn.Conv2d(width, 512, 3, 2, 1), nn.BatchNorm2d(512), nn.ReLU())
 
     def forward(self, x):
         if x.dim() == 5:

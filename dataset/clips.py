@@ -103,16 +103,28 @@ class AVClipDataset(Dataset):
                 "items": [[clip, file_stamp(wav), [file_stamp(f) for f in frames]]
                           for clip, _, wav, frames in self.items]}
 
+    def _inputs(self, index: int):
+        """The item's audio features and its T frames. A pick made per item (drawn from torch's generator,
+        which __getitem__ seeds) reads only the picked frames: of the cache's, or of the files, so the plain
+        path decodes T jpgs, not every frame of the clip."""
+        if self.cache is not None:
+            audio, frames = self.cache.get(index)
+            if self.pick_per_item:
+                frames = frames[self.frame_pick.indices(len(frames), self.train)]
+            return audio, frames
+        _, _, wav, paths = self.items[index]
+        if self.pick_per_item:
+            paths = [paths[i] for i in self.frame_pick.indices(len(paths), self.train)]
+        return self.audio_recipe.features(wav), read_frames(paths)
+
     def __getitem__(self, key):
         index, seed = key if isinstance(key, tuple) else (key, None)
-        audio, frames = self.cache.get(index) if self.cache is not None else self.decode(index)
         with torch.random.fork_rng(devices=[]):
             # A per-(epoch, sample) seed makes augmentation independent of workers, ranks and resumes.
             if seed is not None:
                 # The CPU generator alone: torch.manual_seed would also queue CUDA seeding (~0.4 ms a call).
                 torch.default_generator.manual_seed(seed)
-            if self.pick_per_item:
-                frames = frames[self.frame_pick.indices(len(frames), self.train)]
+            audio, frames = self._inputs(index)
             visual = self.transform(frames)  # (T, 3, S, S) uint8
             audio = self.audio_recipe.crop(audio, self.train)
         return audio, visual.transpose(0, 1).contiguous(), self.items[index][1]

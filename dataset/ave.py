@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from .errors import DataError
+from .text_files import read_list_text
 
 LISTS = {"train": "trainSet.txt", "val": "valSet.txt", "test": "testSet.txt"}
 SEGMENT_FOLDERS = {"event": ("audio_event", "frames_event"), "whole": ("audio", "frames")}
@@ -35,7 +36,7 @@ def read_event_rows(path: Path) -> List[EventRow]:
     if not path.is_file():
         raise DataError(f"file not found: {path}. Point --data_root at the AVE folder holding {', '.join(LISTS.values())}")
     rows = []
-    for line_no, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+    for line_no, line in enumerate(read_list_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         parts = line.strip().split("&")

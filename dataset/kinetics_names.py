@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from .errors import DataError
+from .text_files import open_list
 
 ID_LENGTH = 11
 # after "<id>_": "<start>" or "<start>_<end>", digits only (Kinetics pads to 6, OGM-GE's test names do not)
@@ -34,7 +35,7 @@ def read_mapping(path: Path) -> Dict[str, Path]:
     if not path.is_file():
         raise DataError(f"mapping file not found: {path}. Give a csv of '<clip as listed>,<video path>' rows")
     mapping = {}
-    with open(path, newline="", encoding="utf-8-sig") as handle:
+    with open_list(path) as handle:
         for line_no, row in enumerate(csv.reader(handle), start=1):
             if not row or not "".join(row).strip():
                 continue

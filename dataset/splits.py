@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .errors import DataError
+from .text_files import open_list
 
 HEADER_LABELS = {"label", "class", "emotion", "category"}
 
@@ -14,8 +15,7 @@ def read_rows(path: Path) -> List[List[str]]:
     """The non-empty rows of a csv file, cells stripped (a UTF-8 BOM is dropped)."""
     if not path.is_file():
         raise DataError(f"file not found: {path}. Check the path (or the flag that names it)")
-    # utf-8-sig drops the BOM that some shipped class lists start with.
-    with open(path, newline="", encoding="utf-8-sig") as fh:
+    with open_list(path) as fh:
         return [[c.strip() for c in row] for row in csv.reader(fh) if row and any(c.strip() for c in row)]
 
 

@@ -11,6 +11,7 @@ import csv
 from pathlib import Path
 
 from .errors import DataError
+from .text_files import open_list
 
 REQUIRED_COLUMNS = ("asset_id", "label", "split")
 SPLITS = ("train", "test")
@@ -21,7 +22,7 @@ def read_video_list(path: Path, reliable_audio_only: bool = False):
     """(classes, {"train": [(asset_id, class index)], "test": [...]}) from the official video_ml.csv."""
     if not path.is_file():
         raise DataError(f"file not found: {path}. Point --data_root at the SSW60 folder (or pass --csv)")
-    with open(path, newline="", encoding="utf-8-sig") as fh:
+    with open_list(path) as fh:
         reader = csv.DictReader(fh)
         columns = [c.strip() for c in reader.fieldnames or []]
         missing = [c for c in REQUIRED_COLUMNS if c not in columns]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 from .errors import DataError
+from .text_files import open_list
 
 SPLITS = ("train", "test")
 
@@ -26,7 +27,7 @@ def read_vggsound_csv(path: Path) -> Tuple[List[str], Dict[str, List[Tuple[str, 
     if not path.is_file():
         raise DataError(f"file not found: {path}. Put the official vggsound.csv in --data_root (or pass --csv)")
     rows = []
-    with open(path, newline="", encoding="utf-8-sig") as fh:
+    with open_list(path) as fh:
         for line_no, row in enumerate(csv.reader(fh), start=1):
             if not row or not any(c.strip() for c in row):
                 continue

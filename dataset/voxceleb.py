@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 from .audio import read_wav
 from .errors import DataError
 from .frame_picks import pick_evenly
+from .text_files import open_list
 from .visual import frame_transform, list_frames, read_frames
 
 
@@ -32,7 +33,7 @@ class Utterance(NamedTuple):
 def _rows(path: Path, n_columns: int, pattern: str) -> List[List[str]]:
     if not Path(path).is_file():
         raise DataError(f"file not found: {path}. Check the list path")
-    with open(path, newline="", encoding="utf-8-sig") as fh:
+    with open_list(path) as fh:
         lines = [line for line in fh.read().splitlines() if line.strip()]
     # Comma-separated as the lists; lines without a comma split on white space (the official lists).
     rows = [[c.strip() for c in next(csv.reader([line]))] if "," in line else line.split() for line in lines]

@@ -160,3 +160,33 @@ def test_every_corrupt_or_empty_file_is_named_before_training(tree, tmp_path, ca
     err = run_cd(train_flags(tree, tmp_path), capsys)
     assert "2 unreadable file(s)" in err and f"{train_clip}.wav" in err and str(frame) in err
     assert not (tmp_path / "run").exists()  # found before anything was written, let alone trained
+
+
+def test_a_utf16_split_with_its_bom_is_read_as_its_utf8_twin(tree):
+    from dataset.splits import read_class_list, read_split
+    classes = read_class_list(tree / "stat.csv")
+    text = (tree / "train.csv").read_text(encoding="utf-8")
+    for encoding in ("utf-16", "utf-16-be"):  # "utf-16" writes a little-endian BOM; the BE one gets it by hand
+        data = text.encode(encoding)
+        (tree / "wide.csv").write_bytes(data if encoding == "utf-16" else b"\xfe\xff" + data)
+        assert read_split(tree / "wide.csv", classes) == read_split(tree / "train.csv", classes)
+
+
+@pytest.mark.parametrize("encoding,message", [("latin-1", "is not UTF-8 text (a byte at offset"),
+                                              ("utf-16-le", "holds NUL bytes: UTF-16")])
+def test_a_split_in_another_encoding_is_one_line_naming_it(tree, tmp_path, capsys, encoding, message):
+    (tree / "train.csv").write_bytes(("1001_DFA_ANG_XX,ANG\nÉtude_1,ANG\n").encode(encoding))
+    err = run_cd(train_flags(tree, tmp_path), capsys)
+    assert "train.csv" in err and message in err and "save it as UTF-8" in err
+    assert not (tmp_path / "run").exists()  # refused before the run directory is made
+
+
+def test_every_list_reader_takes_utf16_with_a_bom(tmp_path):
+    from dataset.ave import read_event_rows
+    from dataset.vggsound import read_vggsound_csv
+    lists = {read_event_rows: "Church bell&c---zaDCTaE&good&0&10\nBark&vid00000001&good&2&5\n",
+             read_vggsound_csv: "a_b-c_d_e_f,30,dog barking,train\nqwertyuiopa,7,dog barking,test\n"}
+    for reader, text in lists.items():
+        (tmp_path / "plain.txt").write_text(text, encoding="utf-8")
+        (tmp_path / "wide.txt").write_text(text, encoding="utf-16")
+        assert reader(tmp_path / "wide.txt") == reader(tmp_path / "plain.txt")

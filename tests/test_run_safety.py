@@ -131,3 +131,34 @@ def test_a_half_written_metrics_line_neither_breaks_resume_nor_summaries(finishe
     assert summarize.summarize_run(run)["epochs"] == 1
     main_CD.main(["--resume", str(run), "--epochs", "2", "--no_progress"])
     assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+
+
+def test_sigterm_stops_like_ctrl_c_and_says_how_to_resume(demo_root, tmp_path):
+    """What SLURM sends before it kills a job: exit 143, one line naming the epoch last.pt holds, and
+    --resume finishes the run."""
+    import signal
+    import subprocess
+    import time
+    run = tmp_path / "run"
+    argv = [sys.executable, str(ROOT / "main_CD.py"), *train_argv(demo_root, run)[:-len(TINY_FLAGS)], "--epochs", "30",
+            *TINY_FLAGS]
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not ((run / "metrics.jsonl").is_file() and (run / "metrics.jsonl").read_text().count("\n") >= 1):
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=120)[1].strip().splitlines()
+    assert proc.returncode == 143 and len(err) == 1, err
+    held = torch.load(run / "last.pt", map_location="cpu", weights_only=False)["epoch"]
+    assert err[0] == (f"error: terminated (SIGTERM) in epoch {held + 1}; last.pt holds epoch {held}: "
+                      f"continue with --resume {run}")
+    assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == \
+        list(range(1, held + 1))
+
+
+def test_the_sigterm_handler_does_not_outlive_the_run(finished, capsys):
+    import signal
+    before = signal.getsignal(signal.SIGTERM)
+    main_CD.main(["--resume", str(finished), "--no_progress"])  # a whole run_main, which nothing stops
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -2,14 +2,17 @@
 bad input into one clear line and a non-zero exit instead of a traceback."""
 import json
 import os
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 from dataset.errors import DataError, first_line_of
 
 from . import distributed
 from .args import apply_modality_shorthand, check_flags, explicit_flags, restore_settings
-from .run_dir import Interrupted
+from .run_dir import Interrupted, Terminated
 from .runner import evaluate_checkpoint, train
 
 
@@ -33,21 +36,50 @@ def parse(parser, argv=None):
     return args
 
 
-def run_main(parser, source, argv=None):
-    """Parse, then train or evaluate. Returns the result dict; exits 2 on bad input, 3 on a diverged run."""
+@contextmanager
+def sigterm_as_interrupt():
+    """While the block runs, SIGTERM raises Terminated in this process, so a scheduler's stop ends the run as
+    Ctrl-C does (last.pt intact, the --resume command said). The previous handler comes back afterwards: the
+    process that imported the code (a notebook, pytest) keeps its own. Forked DataLoader workers inherit the
+    handler and die of the signal as before."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    owner = os.getpid()
+
+    def handler(signum, frame):
+        if os.getpid() != owner:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
     try:
-        argv = sys.argv[1:] if argv is None else list(argv)
-        args = parse(parser, argv)
-        dist_device = distributed.init_from_env(args.device)
-        if args.train:
-            return train(args, source, dist_device)
-        return evaluate_checkpoint(args, source, dist_device, explicit_flags(parser, argv))
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_main(parser, source, argv=None):
+    """Parse, then train or evaluate. Returns the result dict; exits 2 on bad input, 3 on a diverged run,
+    130 / 143 on Ctrl-C / SIGTERM."""
+    try:
+        with sigterm_as_interrupt():
+            argv = sys.argv[1:] if argv is None else list(argv)
+            args = parse(parser, argv)
+            dist_device = distributed.init_from_env(args.device)
+            if args.train:
+                return train(args, source, dist_device)
+            return evaluate_checkpoint(args, source, dist_device, explicit_flags(parser, argv))
     except DataError as err:
         _fail(first_line_of(err), 2)
     except FloatingPointError as err:
         _fail(str(err), 3)
     except Interrupted as err:
-        _fail(str(err), 130)
+        _fail(str(err), err.exit_code)
+    except Terminated:
+        _fail("terminated (SIGTERM) before training started; nothing was written", 143)
     except KeyboardInterrupt:
         _fail("interrupted before training started; nothing was written", 130)
     except RuntimeError as err:  # a DataError raised inside a DataLoader worker arrives wrapped

@@ -15,7 +15,17 @@ from . import distributed
 
 
 class Interrupted(Exception):
-    """Ctrl-C during a run: the message says how to continue it."""
+    """Ctrl-C or SIGTERM during a run: the message says how to continue it; exit_code is the shell's for the
+    signal (130 = 128 + SIGINT, 143 = 128 + SIGTERM)."""
+
+    def __init__(self, message: str, exit_code: int = 130):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, what SLURM and most schedulers send to stop a job, raised where Ctrl-C's KeyboardInterrupt
+    would be, so a run stops the same way (see utils/cli.py)."""
 
 
 def default_run_dir(args, dataset_name: str) -> Path:

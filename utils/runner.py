@@ -30,7 +30,7 @@ from .logger import RunLogger
 from .methods import build_method
 from .metrics import classifier_weight_norms
 from .precision import Precision
-from .run_dir import Interrupted, check_writable, resolve_run_dir, write_run_start
+from .run_dir import Interrupted, Terminated, check_writable, resolve_run_dir, write_run_start
 from .sampling import SeededSampler, make_batch_loader, make_loader
 from .seed import epoch_seed, seed_everything
 
@@ -242,7 +242,7 @@ def train(args, source: DataSource, dist_device=None) -> dict:
     val = f" / {len(data.val)} validation" if data.val is not None else ""
     say(f"run directory: {run_dir}  ({len(data.train)} train{held}{val} / {len(data.test)} test clips, device {device}, "
         f"{distributed.world_size()} process(es))")
-    epoch = start_epoch
+    finished = start_epoch - 1  # the last epoch whose last.pt and metrics line are written
     try:
         for epoch in range(start_epoch, args.epochs + 1):
             train_sampler.set_epoch(epoch)
@@ -279,17 +279,20 @@ def train(args, source: DataSource, dist_device=None) -> dict:
                           **{f"test_{k}": v for k, v in test_stats.items()},
                           **classifier_weight_norms(model), **{f"best_{k}": v for k, v in best.items()}}
                 logger.log_epoch(epoch, record)
+            finished = epoch
             val_text = f"{source.describe_test('val', val_stats)} | " if val_stats else ""
             say(f"epoch {epoch}/{args.epochs}  {format_stats('train', train_stats)} | {val_text}"
                 f"{source.describe_test('test', test_stats)} | best {selection.describe(best)}")
     except FloatingPointError as err:
-        kept = f"the last good checkpoint is {run_dir / 'last.pt'} (epoch {epoch - 1})" if epoch > 1 else \
+        kept = f"the last good checkpoint is {run_dir / 'last.pt'} (epoch {finished})" if finished else \
             "no checkpoint was written (it diverged in the first epoch)"
         raise FloatingPointError(f"{err}; {kept}") from None
-    except KeyboardInterrupt:
-        kept = f"last.pt holds epoch {epoch - 1}: continue with --resume {run_dir}" if epoch > 1 else \
+    except KeyboardInterrupt as err:
+        # `finished`, not `epoch`: a signal between an epoch's files and the next epoch's start finds them written
+        kept = f"last.pt holds epoch {finished}: continue with --resume {run_dir}" if finished else \
             "no epoch had finished, so there is nothing to resume"
-        raise Interrupted(f"interrupted in epoch {epoch}; {kept}") from None
+        what, code = ("terminated (SIGTERM)", 143) if isinstance(err, Terminated) else ("interrupted", 130)
+        raise Interrupted(f"{what} in epoch {finished + 1}; {kept}", exit_code=code) from None
     finally:
         if logger is not None:
             logger.close()

@@ -52,7 +52,7 @@ def build_datasets(args, with_train: bool) -> Datasets:
                                   with_train, root, val=splits["val"])
 
 
-SOURCE = DataSource(name="ave", build=build_datasets)
+SOURCE = DataSource(name="ave", script="main_AVE.py", build=build_datasets)
 
 
 def main(argv=None):

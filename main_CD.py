@@ -49,7 +49,7 @@ def build_datasets(args, with_train: bool) -> Datasets:
     return labelled_clip_datasets(args, classes, split.train, split.test, split.source, make, with_train, root)
 
 
-SOURCE = DataSource(name="cremad", build=build_datasets)
+SOURCE = DataSource(name="cremad", script="main_CD.py", build=build_datasets)
 
 
 def main(argv=None):

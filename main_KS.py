@@ -39,7 +39,7 @@ def build_datasets(args, with_train: bool) -> Datasets:
     return labelled_clip_datasets(args, classes, train, test, source, make, with_train, root)
 
 
-SOURCE = DataSource(name="ks", build=build_datasets)
+SOURCE = DataSource(name="ks", script="main_KS.py", build=build_datasets)
 
 
 def main(argv=None):

@@ -37,7 +37,7 @@ def build_datasets(args, with_train: bool) -> Datasets:
                                   with_train, root)
 
 
-SOURCE = DataSource(name="ssw60", build=build_datasets)
+SOURCE = DataSource(name="ssw60", script="main_SSW.py", build=build_datasets)
 
 
 def main(argv=None):

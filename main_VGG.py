@@ -36,7 +36,7 @@ def build_datasets(args, with_train: bool) -> Datasets:
                                   with_train, root)
 
 
-SOURCE = DataSource(name="vggsound", build=build_datasets)
+SOURCE = DataSource(name="vggsound", script="main_VGG.py", build=build_datasets)
 
 
 def main(argv=None):

@@ -108,7 +108,8 @@ def verification_test(args, model, eval_model, trial_set, device, precision, sho
     return trials.verification_stats(trial_set, embeddings), features
 
 
-SOURCE = DataSource(name="voxceleb", build=build_datasets, make_model=build_model, train_batches=speaker_batches,
+SOURCE = DataSource(name="voxceleb", script="main_Vox.py", build=build_datasets, make_model=build_model,
+                    train_batches=speaker_batches,
                     test=verification_test, describe_test=trials.describe,
                     selection=lambda args: Selection("eer", higher_is_better=False),
                     # the release's main_vox2.py and models/vox/ResNetSE34V2_audio.py

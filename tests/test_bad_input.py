@@ -190,3 +190,15 @@ def test_every_list_reader_takes_utf16_with_a_bom(tmp_path):
         (tmp_path / "plain.txt").write_text(text, encoding="utf-8")
         (tmp_path / "wide.txt").write_text(text, encoding="utf-16")
         assert reader(tmp_path / "wide.txt") == reader(tmp_path / "plain.txt")
+
+
+@pytest.mark.parametrize("flag,target", [("--resume", ""), ("--ckpt_path", "best.pt")])
+def test_another_entry_scripts_run_is_refused_naming_the_right_one(trained_run, tmp_path, capsys, flag, target):
+    import main_KS
+    before = {p.name: p.stat().st_mtime_ns for p in trained_run.iterdir()}
+    with pytest.raises(SystemExit) as exit_info:
+        main_KS.main([flag, str(trained_run / target) if target else str(trained_run), "--data_root", str(tmp_path)])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert exit_info.value.code == 2 and len(err) == 1, err
+    assert "was made by main_CD.py (cremad), not main_KS.py: evaluate or resume it with main_CD.py" in err[0]
+    assert {p.name: p.stat().st_mtime_ns for p in trained_run.iterdir()} == before

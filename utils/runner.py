@@ -91,6 +91,7 @@ class DataSource:
     # args -> which statistic picks best.pt (classification: --best_metric, acc by default)
     selection: Callable[[object], Selection] = lambda args: Selection(getattr(args, "best_metric", "acc"))
     model_defaults: Dict = field(default_factory=dict)   # flag -> default where this dataset's paper differs
+    script: str = ""                                # the entry script, named when another script meets its runs
 
 
 def per_process_batch(args) -> int:
@@ -118,12 +119,22 @@ def forward_batches(args, eval_model, dataset, indices, device, precision):
             yield eval_model(audio, visual), labels
 
 
+def check_same_script(ckpt: dict, source: DataSource, path) -> None:
+    """A checkpoint (or run directory) made by another entry script is refused in one line naming that script."""
+    made_by = ckpt.get("dataset")
+    if made_by is not None and made_by != source.name:
+        script = ckpt.get("script") or f"the {made_by} entry script"
+        raise DataError(f"{path} was made by {script} ({made_by}), not {source.script or source.name}: "
+                        f"evaluate or resume it with {script}")
+
+
 def evaluate_checkpoint(args, source: DataSource, dist_device=None, typed=frozenset()) -> dict:
     """Evaluate --ckpt_path on the test split. Every setting of the run that made it (input shapes,
     model flags, data) comes from the checkpoint unless typed (`typed`: the flags the user typed)."""
     if args.ckpt_path is None:
         raise DataError("nothing to do: pass --train to train, or --ckpt_path RUN/best.pt to evaluate a checkpoint")
     ckpt = load_checkpoint(args.ckpt_path)
+    check_same_script(ckpt, source, args.ckpt_path)
     if args.save_features:
         check_writable(Path(args.ckpt_path).parent, "--save_features True: the checkpoint's folder")
     if args.cache_dir is not None:
@@ -175,6 +186,8 @@ def save_epoch_files(run_dir: Path, state: dict, is_best: bool, features, model,
 def train(args, source: DataSource, dist_device=None) -> dict:
     main = distributed.is_main_process()
     resume_state = load_checkpoint(Path(args.resume) / "last.pt") if args.resume else None
+    if resume_state is not None:
+        check_same_script(resume_state, source, args.resume)
     if resume_state is not None and resume_state["epoch"] >= args.epochs:
         say(f"{args.resume} has already run {resume_state['epoch']} of --epochs {args.epochs}: nothing to do "
             f"(best {resume_state['best']}); --epochs {resume_state['epoch'] + 1} or more continues it")
@@ -271,7 +284,7 @@ def train(args, source: DataSource, dist_device=None) -> dict:
                 state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                          "scheduler": scheduler.state_dict(), "scaler": precision.scaler.state_dict(),
                          "method": method.state_dict(), "epoch": epoch, "best": best, "model_config": config,
-                         "args": vars(args), "dataset": source.name}
+                         "args": vars(args), "dataset": source.name, "script": source.script}
                 save_epoch_files(run_dir, state, best["epoch"] == epoch, features if args.save_features else None,
                                  model, data.classes)
                 record = {**lrs, **method_record, **{f"train_{k}": v for k, v in train_stats.items()},

@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="frames folder under the data root (default frames_event, or frames with --segment whole)")
     add_clip_args(g, num_frames=4, audio_seconds=10.0,
                   audio_help="audio length fed to the spectrogram (PMR: the event tiled to 10 s -> 257 x 1,004)",
-                  frame_pick="segments", frame_augment="frame")  # the GeWu-Lab loaders' frames
+                  frame_pick="segments", frame_augment="frame",  # the GeWu-Lab loaders' frames
+                  allow_overlap=True)  # AVE's own lists share videos between splits (8 train/test, 10 train/val)
     add_shared_args(parser, "PMR's AVE scripts", epochs=130, batch_size=64, lr_decay_step=70)
     # PMR's authors build AVE's prototypes from the whole validation list (main_Prototype_grad.py:426-427)
     parser.set_defaults(pmr_prototype_set="validation")

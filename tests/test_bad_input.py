@@ -202,3 +202,36 @@ def test_another_entry_scripts_run_is_refused_naming_the_right_one(trained_run, 
     assert exit_info.value.code == 2 and len(err) == 1, err
     assert "was made by main_CD.py (cremad), not main_KS.py: evaluate or resume it with main_CD.py" in err[0]
     assert {p.name: p.stat().st_mtime_ns for p in trained_run.iterdir()} == before
+
+
+def test_a_test_clip_in_the_train_list_is_refused_or_kept_with_a_note(tree, tmp_path, capsys):
+    test_clip = (tree / "test.csv").read_text().splitlines()[0]
+    with open(tree / "train.csv", "a") as fh:
+        fh.write(test_clip + "\n")
+    err = run_cd(train_flags(tree, tmp_path), capsys)
+    assert f"1 clip(s) are in both the train and the test list (first: {test_clip.split(',')[0]})" in err
+    assert "--allow_overlap True" in err and not (tmp_path / "run").exists()
+    main_CD.main(train_flags(tree, tmp_path, "--allow_overlap", "True"))
+    assert "note: 1 clip(s) are in both the train and the test list" in capsys.readouterr().out
+
+
+def test_a_repeated_row_is_refused_in_every_list(tree, tmp_path, capsys):
+    clip = first_train_clip(tree)
+    (tree / "val.csv").write_text(f"{clip}\n{clip}\n")
+    err = run_cd(train_flags(tree, tmp_path, "--val_split", "val.csv"), capsys)
+    assert f"1 clip(s) are listed more than once in the validation list (first: {clip})" in err
+    with open(tree / "train.csv", "a") as fh:
+        fh.write((tree / "train.csv").read_text().splitlines()[0] + "\n")
+    err = run_cd(train_flags(tree, tmp_path, "--val_split", "0.2"), capsys)
+    assert f"1 clip(s) are listed more than once in the train list (first: {clip})" in err
+    assert "--allow_duplicates True" in err and not (tmp_path / "run").exists()
+
+
+def test_aves_own_lists_share_videos_between_splits_so_its_script_keeps_them_with_a_note():
+    import main_AVE
+    from utils.datasets import check_lists
+    assert main_AVE.build_parser().parse_args([]).allow_overlap is True
+    assert main_CD.build_parser().parse_args([]).allow_overlap is False
+    notes = check_lists({"train": [("a", 0), ("b", 1)], "validation": [("c", 0)], "test": [("b", 1)]}, True, False)
+    assert notes == ["note: 1 clip(s) are in both the train and the test list (first: b); kept, as --allow_overlap "
+                     "True asks"]

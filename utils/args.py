@@ -83,7 +83,7 @@ def check_device(device: str, gpu_ids) -> None:
 
 
 def add_clip_args(group, num_frames: int, audio_seconds: float, audio_help: str, frame_pick: str = "even",
-                  frame_augment: str = "clip") -> None:
+                  frame_augment: str = "clip", allow_overlap: bool = False) -> None:
     """Flags of every wav + frames dataset (CREMA-D, SSW60, Kinetics-Sounds, AVE, VGGSound), with the
     dataset's defaults (frame_pick / frame_augment: its reference loader's, or this project's for CREMA-D / SSW60)."""
     frames_help = "frames per clip, spread evenly over the clip"  # CREMA-D's / SSW60's help, as it was
@@ -104,6 +104,11 @@ def add_clip_args(group, num_frames: int, audio_seconds: float, audio_help: str,
     group.add_argument("--audio_seconds", type=SECONDS, default=audio_seconds, help=audio_help)
     group.add_argument("--skip_missing", type=str2bool, default=False, metavar="BOOL",
                        help="skip listed clips whose wav or frames are missing (and say how many) instead of stopping")
+    group.add_argument("--allow_overlap", type=str2bool, default=allow_overlap, metavar="BOOL",
+                       help="keep clips that are in two of the train / validation / test lists (said in one line); "
+                            "without it such lists are refused")
+    group.add_argument("--allow_duplicates", type=str2bool, default=False, metavar="BOOL",
+                       help="keep clips listed twice in one list (said in one line); without it such lists are refused")
     add_classification_args(group)
 
 

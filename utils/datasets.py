@@ -1,9 +1,10 @@
 """What an entry script's data builder hands the runner: the class list, the test set, the train
 set and the optional validation set, with notes for the log and the split files worth keeping in
 the run directory."""
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from dataset.clips import AVClipDataset
 from dataset.errors import DataError
@@ -46,6 +47,33 @@ class Datasets:
                 self.files[f"{name}.csv"] = lambda path, samples=samples: write_split(path, samples, classes)
 
 
+def check_lists(lists: Dict[str, Samples], allow_overlap: bool, allow_duplicates: bool) -> List[str]:
+    """Refuse a clip listed twice in one list (it would train or count twice) and a clip in two lists (the model
+    would be scored on clips it trained on): one line with the count and the first clip. With the flag that
+    allows it, a note instead, so it is never silent."""
+    notes = []
+    for name, samples in lists.items():
+        repeated = [clip for clip, n in Counter(clip for clip, _ in samples).items() if n > 1]
+        if repeated:
+            text = f"{len(repeated)} clip(s) are listed more than once in the {name} list (first: {repeated[0]})"
+            if not allow_duplicates:
+                raise DataError(f"{text}, so each would count once per row. Remove the repeated rows, or pass "
+                                "--allow_duplicates True to keep them")
+            notes.append(f"note: {text}; kept, as --allow_duplicates True asks")
+    names = list(lists)
+    for i, first in enumerate(names):
+        for second in names[i + 1:]:
+            other = {clip for clip, _ in lists[second]}
+            shared = list(dict.fromkeys(clip for clip, _ in lists[first] if clip in other))
+            if shared:
+                text = f"{len(shared)} clip(s) are in both the {first} and the {second} list (first: {shared[0]})"
+                if not allow_overlap:
+                    raise DataError(f"{text}, so the model would be scored on clips it trained on. Remove them from "
+                                    "one list, or pass --allow_overlap True to keep them")
+                notes.append(f"note: {text}; kept, as --allow_overlap True asks")
+    return notes
+
+
 def labelled_clip_datasets(args, classes: Sequence[str], train: Samples, test: Samples, source: str,
                            make: Callable[[Samples, bool, str], object], with_train: bool, base: Path,
                            val: Optional[Samples] = None) -> Datasets:
@@ -59,8 +87,12 @@ def labelled_clip_datasets(args, classes: Sequence[str], train: Samples, test: S
     if not with_train:  # evaluating a checkpoint needs the test split only
         val = None
     elif args.val_split is not None:
+        # the train list as given: a stratified hold-out would merge its repeated rows without a word
+        notes += check_lists({"train": train}, args.allow_overlap, args.allow_duplicates)
         train, val, note = hold_out_validation(train, test, args.val_split, args.random_seed, classes, base)
         notes.append(note)
+    lists = {"train": train, "validation": val, "test": test} if val is not None else {"train": train, "test": test}
+    notes += [line for line in check_lists(lists, args.allow_overlap, args.allow_duplicates) if line not in notes]
     data = Datasets(classes=list(classes), test=make(test, False, f"test split ({source})"), notes=notes)
     if with_train:
         data.train = make(train, True, f"train split ({source})")

@@ -162,3 +162,43 @@ def test_the_sigterm_handler_does_not_outlive_the_run(finished, capsys):
     before = signal.getsignal(signal.SIGTERM)
     main_CD.main(["--resume", str(finished), "--no_progress"])  # a whole run_main, which nothing stops
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_full_disk_is_one_line_and_leaves_the_last_checkpoint_whole(demo_root, tmp_path, capsys, monkeypatch):
+    import utils.checkpoint
+    real_save, saves = torch.save, []
+
+    def disk_fills_in_epoch_2(state, path):
+        saves.append(path)
+        if state["epoch"] == 2:
+            with open(path, "wb") as fh:
+                fh.write(b"partial")
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+        real_save(state, path)
+
+    monkeypatch.setattr(utils.checkpoint.torch, "save", disk_fills_in_epoch_2)
+    run = tmp_path / "run"
+    err = one_line_exit([*train_argv(demo_root, run)[:-len(TINY_FLAGS)], "--epochs", "2", *TINY_FLAGS], capsys)
+    assert f"the disk holding {run} is full: last.pt needs about" in err
+    assert "are free; the previous last.pt is intact" in err and f"continue with --resume {run}" in err
+    monkeypatch.setattr(utils.checkpoint.torch, "save", real_save)
+    assert torch.load(run / "last.pt", map_location="cpu", weights_only=True)["epoch"] == 1
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_disk_too_small_for_the_checkpoints_is_refused_before_the_run_starts(demo_root, tmp_path, capsys,
+                                                                               monkeypatch):
+    import collections
+    import utils.checkpoint
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(utils.checkpoint.shutil, "disk_usage", lambda path: usage(10 ** 9, 10 ** 9 - 1000, 1000))
+    run = tmp_path / "run"
+    err = one_line_exit(train_argv(demo_root, run), capsys)
+    assert "has 1,000 bytes free, and this run's checkpoints need about" in err and not run.exists()
+
+
+def test_best_pt_holds_no_optimizer_state(finished):
+    last = torch.load(finished / "last.pt", map_location="cpu", weights_only=True)
+    best = torch.load(finished / "best.pt", map_location="cpu", weights_only=True)
+    assert "optimizer" in last and "optimizer" not in best
+    assert best.keys() == last.keys() - {"optimizer"} and best["epoch"] == last["epoch"]

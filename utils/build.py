@@ -69,6 +69,11 @@ def build_model(args, n_classes: int, audio_encoder=None, visual_encoder=None) -
                         audio_encoder=audio_encoder, visual_encoder=visual_encoder)
 
 
+def optimizer_state_copies(args) -> int:
+    """How many tensors of a parameter's size the --optimizer keeps per parameter (for disk estimates)."""
+    return {"sgd": int(args.momentum > 0), "adagrad": 1}.get(args.optimizer, 2)  # Adam / AdamW: two moments
+
+
 def build_optimizer(args, param_groups):
     """The --optimizer over the method's parameter groups (groups may carry their own lr)."""
     if args.optimizer == "sgd":

@@ -1,5 +1,7 @@
 """Full-state checkpoints written atomically, and the checks made before one is reused."""
+import errno
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -8,17 +10,55 @@ import torch
 from dataset.errors import DataError
 
 
+def state_bytes(obj) -> int:
+    """Bytes of the tensors in a (nested) state: about what torch.save writes of it."""
+    if torch.is_tensor(obj):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(state_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(state_bytes(v) for v in obj)
+    return 0
+
+
+def _disk_full(err: BaseException) -> bool:
+    # torch.save reports a short write as RuntimeError "[enforce fail at inline_container.cc] . unexpected pos"
+    text = str(err)
+    return getattr(err, "errno", None) == errno.ENOSPC or "unexpected pos" in text or "No space left" in text
+
+
 def save_atomic(state: dict, path: Path) -> None:
-    """Write to a temp file in the same folder, then rename: a crash never leaves a half-written file."""
+    """Write to a temp file in the same folder, then rename: a crash never leaves a half-written file. A full
+    disk is one DataError saying what was needed, what is free and that the previous file is intact."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         torch.save(state, tmp)
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:
+        if not _disk_full(err):
+            raise
+        os.remove(tmp)
+        kept = f"the previous {path.name} is intact" if path.is_file() else f"no earlier {path.name} existed"
+        raise DataError(f"the disk holding {path.parent} is full: {path.name} needs about {state_bytes(state):,} "
+                        f"bytes and {shutil.disk_usage(path.parent).free:,} are free; {kept}. Free some space "
+                        f"(or copy the run elsewhere) and continue with --resume {path.parent}") from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def check_free_space(folder: Path, needed: int) -> None:
+    """Refuse a run whose checkpoints would not fit on the disk, before anything is written."""
+    folder = Path(folder).resolve()
+    while not folder.exists():
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise DataError(f"{folder} has {free:,} bytes free, and this run's checkpoints need about {needed:,} "
+                        "(last.pt and best.pt, and a temporary copy while one is written). Free some space or "
+                        "choose another --run_dir")
 
 
 def _read(path, what: str, hint: str) -> object:

@@ -21,9 +21,10 @@ from dataset.errors import DataError
 from . import distributed
 from .args import restore_settings
 from .build import (build_model, build_optimizer, fill_model_flags, match_checkpoint_architecture, model_config,
-                    prepare_model, resolve_device)
+                    optimizer_state_copies, prepare_model, resolve_device)
 from .caching import attach_caches
-from .checkpoint import check_compatible, load_checkpoint, load_encoder_weights, load_model_state, save_atomic
+from .checkpoint import (check_compatible, check_free_space, load_checkpoint, load_encoder_weights, load_model_state,
+                         save_atomic, state_bytes)
 from .datasets import Datasets
 from .engine import evaluate, to_device, train_one_epoch
 from .logger import RunLogger
@@ -178,7 +179,9 @@ def save_epoch_files(run_dir: Path, state: dict, is_best: bool, features, model,
     """last.pt (and best.pt on a new best), plus the matching feature files when features are given."""
     names = ["last", "best"] if is_best else ["last"]
     for name in names:
-        save_atomic(state, run_dir / f"{name}.pt")
+        # best.pt is for evaluation; resuming reads last.pt, so best.pt leaves out the optimizer's state
+        save_atomic(state if name == "last" else {k: v for k, v in state.items() if k != "optimizer"},
+                    run_dir / f"{name}.pt")
         if features is not None:
             save_features(run_dir / f"features_{name}.pt", features, model, classes)
 
@@ -220,6 +223,10 @@ def train(args, source: DataSource, dist_device=None) -> dict:
     if batches is not None and method.resamples_train:
         raise DataError(f"--method {args.method} resamples the training set, which this dataset's own batches "
                         "(main_Vox.py's --speaker_batches True) cannot draw: drop that flag")
+    if main:  # last.pt (weights and optimizer state), best.pt (weights), and a temporary copy while one is written
+        weights = state_bytes(model.state_dict())
+        last = weights * (1 + optimizer_state_copies(args))
+        check_free_space(run_dir, last if resume_state is not None else 2 * last + weights)
     run_lock = write_run_start(run_dir, args, data.files)  # nothing in the run directory changes before this point
     model, train_model, eval_model = prepare_model(model, device, args.channels_last, args.compile, args.compile_mode,
                                                    args.cudnn_deterministic)

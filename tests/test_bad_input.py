@@ -235,3 +235,17 @@ def test_aves_own_lists_share_videos_between_splits_so_its_script_keeps_them_wit
     notes = check_lists({"train": [("a", 0), ("b", 1)], "validation": [("c", 0)], "test": [("b", 1)]}, True, False)
     assert notes == ["note: 1 clip(s) are in both the train and the test list (first: b); kept, as --allow_overlap "
                      "True asks"]
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
+def test_fp16_on_a_cpu_is_refused_in_one_line(tree, tmp_path, capsys):
+    err = run_cd(train_flags(tree, tmp_path, "--amp", "fp16"), capsys)
+    assert "--amp fp16 on a CPU" in err and "--amp bf16" in err and not (tmp_path / "run").exists()
+
+
+def test_the_file_check_counts_files_and_the_split_line_promises_nothing(tree, tmp_path, capsys):
+    clip = first_train_clip(tree)
+    (tree / "AudioWAV" / f"{clip}.wav").write_bytes(b"")
+    err = run_cd(train_flags(tree, tmp_path), capsys)
+    assert "of the listed clips' wavs and frames" in err
+    assert "(kept in the run directory)" not in capsys.readouterr().out and not (tmp_path / "run").exists()

@@ -99,7 +99,9 @@ def test_a_checkpoint_with_broken_weights_does_not_evaluate_to_nan(finished, dem
 def test_resuming_a_finished_run_says_so_and_changes_nothing(finished, capsys):
     before = {p.name: p.read_bytes() for p in finished.iterdir() if p.is_file()}
     main_CD.main(["--resume", str(finished), "--no_progress"])
-    assert "has already run 1 of --epochs 1: nothing to do" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "has already run 1 of --epochs 1: nothing to do, nothing changed (best: test acc " in out
+    assert "{" not in out  # no raw dict
     assert {p.name: p.read_bytes() for p in finished.iterdir() if p.is_file()} == before
 
 
@@ -129,7 +131,9 @@ def test_a_half_written_metrics_line_neither_breaks_resume_nor_summaries(finishe
     with open(run / "metrics.jsonl", "a") as fh:
         fh.write('{"epoch": 2, "train_loss": 1.2')  # the crash came in the middle of this write
     assert summarize.summarize_run(run)["epochs"] == 1
+    capsys.readouterr()
     main_CD.main(["--resume", str(run), "--epochs", "2", "--no_progress"])
+    assert "resuming: 1 half-written line(s) of metrics.jsonl removed (last.pt holds epoch 1)" in capsys.readouterr().out
     assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2]
 
 

@@ -5,6 +5,7 @@ from typing import Optional
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from dataset.errors import DataError
 from models import AVClassifier, AudioEncoder, VisualEncoder
 
 from . import distributed
@@ -13,6 +14,14 @@ MODEL_DEFAULTS = {"fusion_method": "concat", "mmcosine": False, "scaling": 10.0}
 
 
 def resolve_device(args, dist_device: Optional[torch.device] = None) -> torch.device:
+    device = pick_device(args, dist_device)
+    if getattr(args, "amp", "off") == "fp16" and device.type == "cpu":
+        raise DataError("--amp fp16 on a CPU: float16 has no fast CPU kernels (a run is many times slower) and its "
+                        "gradient scaler is meant for GPUs. Use --amp bf16 (or off) on a CPU")
+    return device
+
+
+def pick_device(args, dist_device: Optional[torch.device] = None) -> torch.device:
     if dist_device is not None:
         return dist_device
     if args.device != "auto":

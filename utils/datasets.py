@@ -38,7 +38,7 @@ class Datasets:
         """Read the header of every file the splits list (in parallel); one error names every bad one."""
         splits = [d for d in (self.train, self.val, self.test) if d is not None and hasattr(d, "readable_files")]
         if splits:
-            check_files([f for d in splits for f in d.readable_files()], "the listed clips")
+            check_files([f for d in splits for f in d.readable_files()], "the listed clips' wavs and frames")
 
     def keep_lists(self, classes: Sequence[str], **lists: Optional[Samples]) -> None:
         """Keep each given list as <name>.csv (rows <clip>,<label>) in the run directory."""
@@ -83,7 +83,7 @@ def labelled_clip_datasets(args, classes: Sequence[str], train: Samples, test: S
     `base`) moves validation clips out of train."""
     counts = f"{len(train)} train / {len(val)} validation / {len(test)} test" if val else \
         f"{len(train)} train / {len(test)} test"
-    notes = [f"split: {source}, {counts} clips (kept in the run directory)"]
+    notes = [f"split: {source}, {counts} clips (a training run keeps them in its run directory)"]
     if not with_train:  # evaluating a checkpoint needs the test split only
         val = None
     elif args.val_split is not None:

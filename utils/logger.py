@@ -20,6 +20,7 @@ class RunLogger:
     def __init__(self, run_dir: Path, use_tensorboard: bool = True, tensorboard_path: Optional[str] = None,
                  resume_from_epoch: Optional[int] = None):
         self.metrics_path = Path(run_dir) / "metrics.jsonl"
+        self.dropped = ""  # what resuming removed of metrics.jsonl
         if resume_from_epoch is not None:
             self._drop_epochs_from(resume_from_epoch)
         self.writer = None
@@ -29,10 +30,16 @@ class RunLogger:
                                         purge_step=resume_from_epoch)
 
     def _drop_epochs_from(self, epoch: int) -> None:
-        """On resume, forget lines of epochs the restored checkpoint did not include."""
+        """On resume, forget lines of epochs the restored checkpoint did not include, and half-written ones;
+        `dropped` says what went, for the run to tell."""
         if not self.metrics_path.is_file():
             return
-        kept = [record for record in read_metrics(self.metrics_path) if record["epoch"] < epoch]
+        lines = [line for line in self.metrics_path.read_text().splitlines() if line.strip()]
+        records = read_metrics(self.metrics_path)
+        kept = [record for record in records if record["epoch"] < epoch]
+        later, torn = len(records) - len(kept), len(lines) - len(records)
+        self.dropped = ", ".join(text for n, text in ((later, f"{later} line(s) of epochs after it"),
+                                                      (torn, f"{torn} half-written line(s)")) if n)
         self.metrics_path.write_text("".join(json.dumps(record) + "\n" for record in kept))
 
     def log_epoch(self, epoch: int, record: Dict) -> None:

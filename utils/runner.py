@@ -192,8 +192,9 @@ def train(args, source: DataSource, dist_device=None) -> dict:
     if resume_state is not None:
         check_same_script(resume_state, source, args.resume)
     if resume_state is not None and resume_state["epoch"] >= args.epochs:
-        say(f"{args.resume} has already run {resume_state['epoch']} of --epochs {args.epochs}: nothing to do "
-            f"(best {resume_state['best']}); --epochs {resume_state['epoch'] + 1} or more continues it")
+        say(f"{args.resume} has already run {resume_state['epoch']} of --epochs {args.epochs}: nothing to do, nothing "
+            f"changed (best: {source.selection(args).describe(resume_state['best'])}); --epochs "
+            f"{resume_state['epoch'] + 1} or more continues it")
         return {"run_dir": str(args.resume), "best": resume_state["best"]}
     fill_model_flags(args, resume_state, source.model_defaults)
     method = build_method(args)  # checks the method's flags
@@ -257,6 +258,8 @@ def train(args, source: DataSource, dist_device=None) -> dict:
                                                                       precision)
     logger = RunLogger(run_dir, args.use_tensorboard, args.tensorboard_path,
                        resume_from_epoch=start_epoch if resume_state else None) if main else None
+    if logger is not None and logger.dropped:
+        say(f"resuming: {logger.dropped} of metrics.jsonl removed (last.pt holds epoch {start_epoch - 1})")
     show = not args.no_progress and main
     held = f" + {len(holdout)} held out" if holdout is not None and holdout is not data.val else ""
     val = f" / {len(data.val)} validation" if data.val is not None else ""

@@ -47,6 +47,13 @@ class Datasets:
                 self.files[f"{name}.csv"] = lambda path, samples=samples: write_split(path, samples, classes)
 
 
+def refuse_or_note(text: str, allowed: bool, consequence: str, remedy: str, flag: str) -> str:
+    """One error line, or, when the flag allows it, the note that says what was kept."""
+    if not allowed:
+        raise DataError(f"{text}, {consequence}. {remedy}, or pass {flag} True to keep them")
+    return f"note: {text}; kept, as {flag} True asks"
+
+
 def check_lists(lists: Dict[str, Samples], allow_overlap: bool, allow_duplicates: bool) -> List[str]:
     """Refuse a clip listed twice in one list (it would train or count twice) and a clip in two lists (the model
     would be scored on clips it trained on): one line with the count and the first clip. With the flag that
@@ -55,22 +62,20 @@ def check_lists(lists: Dict[str, Samples], allow_overlap: bool, allow_duplicates
     for name, samples in lists.items():
         repeated = [clip for clip, n in Counter(clip for clip, _ in samples).items() if n > 1]
         if repeated:
-            text = f"{len(repeated)} clip(s) are listed more than once in the {name} list (first: {repeated[0]})"
-            if not allow_duplicates:
-                raise DataError(f"{text}, so each would count once per row. Remove the repeated rows, or pass "
-                                "--allow_duplicates True to keep them")
-            notes.append(f"note: {text}; kept, as --allow_duplicates True asks")
+            notes.append(refuse_or_note(
+                f"{len(repeated)} clip(s) are listed more than once in the {name} list (first: {repeated[0]})",
+                allow_duplicates, "so each would count once per row", "Remove the repeated rows",
+                "--allow_duplicates"))
     names = list(lists)
     for i, first in enumerate(names):
         for second in names[i + 1:]:
             other = {clip for clip, _ in lists[second]}
             shared = list(dict.fromkeys(clip for clip, _ in lists[first] if clip in other))
             if shared:
-                text = f"{len(shared)} clip(s) are in both the {first} and the {second} list (first: {shared[0]})"
-                if not allow_overlap:
-                    raise DataError(f"{text}, so the model would be scored on clips it trained on. Remove them from "
-                                    "one list, or pass --allow_overlap True to keep them")
-                notes.append(f"note: {text}; kept, as --allow_overlap True asks")
+                notes.append(refuse_or_note(
+                    f"{len(shared)} clip(s) are in both the {first} and the {second} list (first: {shared[0]})",
+                    allow_overlap, "so the model would be scored on clips it trained on",
+                    "Remove them from one list", "--allow_overlap"))
     return notes
 
 

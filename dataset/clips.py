@@ -93,10 +93,6 @@ class AVClipDataset(Dataset):
         _, _, wav, frames = self.items[index]
         return self.audio_recipe.features(wav), read_frames(frames)
 
-    def frame_counts(self) -> List[int]:
-        """How many frames decode() returns for each item (what the cache lays out)."""
-        return [len(frames) for _, _, _, frames in self.items]
-
     def cache_signature(self) -> dict:
         """Everything decode() depends on (see dataset/cache.py)."""
         return {"audio": self.audio_recipe.signature(),

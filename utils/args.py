@@ -265,9 +265,11 @@ def add_speed_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--compile_mode", choices=["default", "reduce-overhead", "max-autotune"], default="default",
                    help="torch.compile mode; reduce-overhead adds CUDA graphs (fastest at batch 64 on an H100)")
     g.add_argument("--cache_dir", default=None,
-                   help="decode every clip once into memory-mapped files here and train from them")
-    g.add_argument("--cache_frame_size", type=IMAGE_SIDE, default=256,
-                   help="frames whose short side is larger are downscaled once to this for the cache")
+                   help="decode every clip once into memory-mapped files here and train from them (exactly what the "
+                        "plain path decodes: the same numbers)")
+    g.add_argument("--cache_frame_size", type=IMAGE_SIDE, default=None,
+                   help="a lossy cache, smaller and faster: frames whose short side is larger are downscaled once to "
+                        "this, audio features kept as float16; results then differ a little from the plain path's")
 
 
 def apply_modality_shorthand(args) -> None:

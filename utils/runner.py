@@ -37,7 +37,7 @@ from .seed import epoch_seed, seed_everything
 
 
 def say(*lines) -> None:
-    if distributed.is_main_process():
+    if distributed.is_main_process() and lines:
         print(*lines, sep="\n", flush=True)
 
 
@@ -145,7 +145,7 @@ def evaluate_checkpoint(args, source: DataSource, dist_device=None, typed=frozen
     data = source.build(args, False)
     if args.check_files:
         data.check_readable()
-    attach_caches(data, args, source.name, not args.no_progress)
+    say(*attach_caches(data, args, source.name, not args.no_progress))
     classes = data.classes or ckpt["model_config"]["classes"]  # verification test sets carry no classes
     model = source.make_model(args, len(classes))
     match_checkpoint_architecture(model, ckpt["model_config"])
@@ -204,7 +204,7 @@ def train(args, source: DataSource, dist_device=None) -> dict:
     say(*data.notes)
     if args.check_files:
         data.check_readable()
-    attach_caches(data, args, source.name, not args.no_progress)
+    say(*attach_caches(data, args, source.name, not args.no_progress))
 
     device = resolve_device(args, dist_device)
     seed_everything(args.random_seed)  # the initial weights depend on the seed alone, not on what ran before

@@ -21,9 +21,10 @@ from dataset.voxceleb import EVAL_CROPS, FACE_PICKS, VoxUtterances, read_train_l
 from models import AVClassifier
 from models.speaker_encoders import BLOCK_ORDERS, POOLINGS, FaceEncoder, SpeakerEncoder
 from utils import trials
-from utils.args import add_shared_args, entry_parser, str2bool
+from utils.args import add_list_check_args, add_shared_args, entry_parser, str2bool
 from utils.build import build_model as build_av_model
 from utils.cli import run_main
+from utils.datasets import check_lists
 from utils.flag_types import IMAGE_SIDE, MEL_BANDS, POSITIVE_INT, SECONDS
 from utils.runner import DataSource, Datasets, Selection, eval_loader_for, per_process_batch
 from utils.sampling import SpeakerBatchSampler
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "epoch; off: every utterance once an epoch in seeded random order (the release's shuffle)")
     g.add_argument("--max_per_speaker", type=POSITIVE_INT, default=500,
                    help="with --speaker_batches: utterances of one speaker used per epoch")
+    add_list_check_args(g)
     add_shared_args(parser, "the released main_vox2.py", epochs=200, batch_size=256, lr_decay_step=70)
     return parser
 
@@ -81,6 +83,10 @@ def build_datasets(args, with_train: bool) -> Datasets:
                               seconds=args.audio_seconds, num_frames=args.num_frames, image_size=args.image_size)
         notes = [f"{len(speakers)} speakers, {len(items)} training utterances; "
                  f"{len(test)} test utterances in {len(test.lists)} trial list(s): {', '.join(test.lists)}"]
+        # an utterance listed twice trains twice an epoch; one in a trial list scores a model that trained on it
+        notes += check_lists({"train": [(str(u.wav), label) for u, label in items],
+                              "trial lists'": [(str(u.wav), 0) for u in test.utterances.utterances]},
+                             args.allow_overlap, args.allow_duplicates)
         return Datasets(classes=speakers, test=test, train=train, notes=notes)
     # Evaluating a checkpoint: the speakers (classes) come from the checkpoint, not from a train list.
     return Datasets(classes=[], test=test)

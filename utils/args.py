@@ -104,12 +104,17 @@ def add_clip_args(group, num_frames: int, audio_seconds: float, audio_help: str,
     group.add_argument("--audio_seconds", type=SECONDS, default=audio_seconds, help=audio_help)
     group.add_argument("--skip_missing", type=str2bool, default=False, metavar="BOOL",
                        help="skip listed clips whose wav or frames are missing (and say how many) instead of stopping")
+    add_list_check_args(group, allow_overlap)
+    add_classification_args(group)
+
+
+def add_list_check_args(group, allow_overlap: bool = False) -> None:
+    """The flags that let lists with repeated or shared clips through (utils/datasets.py check_lists)."""
     group.add_argument("--allow_overlap", type=str2bool, default=allow_overlap, metavar="BOOL",
                        help="keep clips that are in two of the train / validation / test lists (said in one line); "
                             "without it such lists are refused")
     group.add_argument("--allow_duplicates", type=str2bool, default=False, metavar="BOOL",
                        help="keep clips listed twice in one list (said in one line); without it such lists are refused")
-    add_classification_args(group)
 
 
 def add_classification_args(group) -> None:

@@ -22,7 +22,7 @@ from typing import List, Tuple
 import cv2
 import numpy as np
 
-from .video import decode_audio, write_folder_atomically, write_wav
+from .video import decode_audio, decoded_frames, native_frame_rate, write_folder_atomically, write_wav
 
 SAMPLE_RATE = 16000
 MIN_FRAMES = 10
@@ -56,13 +56,7 @@ def event_frame_indices(n_frames: int, fps: int, start: int, end: int, video_id:
 
 
 def video_frame_rate(video: Path) -> int:
-    capture = cv2.VideoCapture(str(video))
-    try:
-        if not capture.isOpened():
-            raise RuntimeError("cannot open the video")
-        fps = int(capture.get(cv2.CAP_PROP_FPS))  # their int(): 29.97 fps counts seconds of 29 frames
-    finally:
-        capture.release()
+    fps = int(native_frame_rate(video))  # their int(): 29.97 fps counts seconds of 29 frames
     if fps < 1:
         raise RuntimeError("the video reports no frame rate")
     return fps
@@ -71,18 +65,12 @@ def video_frame_rate(video: Path) -> int:
 def write_frames(video: Path, out: Path, wanted) -> int:
     """Decode `video` in order and write the frames whose index `wanted(index)` accepts as out/<index>.jpg;
     returns the number of frames decoded."""
-    capture = cv2.VideoCapture(str(video))
-    index = 0
-    try:
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                return index
-            if wanted(index):
-                cv2.imwrite(str(out / f"{index:05d}.jpg"), frame)  # OpenCV's default quality, as their imencode
-            index += 1
-    finally:
-        capture.release()
+    count = 0
+    for index, frame in decoded_frames(video):
+        if wanted(index):
+            cv2.imwrite(str(out / f"{index:05d}.jpg"), frame)  # OpenCV's default quality, as their imencode
+        count = index + 1
+    return count
 
 
 def extract_event_frames(video: Path, out_dir: Path, start: int, end: int, video_id: str) -> int:

@@ -5,25 +5,43 @@ from pathlib import Path
 import cv2
 
 
-def iter_frames(video: Path, fps: float = 1.0):
-    """BGR frames of `video`, the first of each 1/fps-second slot."""
+def native_frame_rate(video: Path) -> float:
+    """The frame rate the video reports (0 when it reports none)."""
+    capture = cv2.VideoCapture(str(video))
+    try:
+        if not capture.isOpened():
+            raise RuntimeError("cannot open the video")
+        return capture.get(cv2.CAP_PROP_FPS)
+    finally:
+        capture.release()
+
+
+def decoded_frames(video: Path):
+    """(index, BGR frame) for every frame of `video`, in order."""
     capture = cv2.VideoCapture(str(video))
     if not capture.isOpened():
         raise RuntimeError("cannot open the video")
-    native_fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
-    seen, last_slot = 0, -1
     try:
+        index = 0
         while True:
             ok, frame = capture.read()
             if not ok:
                 return
-            slot = int(seen * fps / native_fps)
-            seen += 1
-            if slot > last_slot:
-                last_slot = slot
-                yield frame
+            yield index, frame
+            index += 1
     finally:
         capture.release()
+
+
+def iter_frames(video: Path, fps: float = 1.0):
+    """BGR frames of `video`, the first of each 1/fps-second slot."""
+    native_fps = native_frame_rate(video) or 30.0
+    last_slot = -1
+    for seen, frame in decoded_frames(video):
+        slot = int(seen * fps / native_fps)
+        if slot > last_slot:
+            last_slot = slot
+            yield frame
 
 
 def write_folder_atomically(out_dir: Path, fill) -> int:

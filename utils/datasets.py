@@ -91,13 +91,14 @@ def labelled_clip_datasets(args, classes: Sequence[str], train: Samples, test: S
     notes = [f"split: {source}, {counts} clips (a training run keeps them in its run directory)"]
     if not with_train:  # evaluating a checkpoint needs the test split only
         val = None
-    elif args.val_split is not None:
-        # the train list as given: a stratified hold-out would merge its repeated rows without a word
-        notes += check_lists({"train": train}, args.allow_overlap, args.allow_duplicates)
+    # the lists as given (a stratified hold-out would merge repeated train rows without a word)
+    lists = {"train": train, "validation": val, "test": test} if val is not None else {"train": train, "test": test}
+    notes += check_lists(lists, args.allow_overlap, args.allow_duplicates)
+    if with_train and args.val_split is not None:
         train, val, note = hold_out_validation(train, test, args.val_split, args.random_seed, classes, base)
         notes.append(note)
-    lists = {"train": train, "validation": val, "test": test} if val is not None else {"train": train, "test": test}
-    notes += [line for line in check_lists(lists, args.allow_overlap, args.allow_duplicates) if line not in notes]
+        # what the hold-out adds: a --val_split csv's repeated rows (its clips come from train, never from test)
+        notes += check_lists({"validation": val}, args.allow_overlap, args.allow_duplicates)
     data = Datasets(classes=list(classes), test=make(test, False, f"test split ({source})"), notes=notes)
     if with_train:
         data.train = make(train, True, f"train split ({source})")

@@ -7,8 +7,12 @@ from typing import Dict, List, Optional
 def read_metrics(path: Path) -> List[Dict]:
     """The epochs of a metrics.jsonl. A line that does not parse (a crash in the middle of writing
     it) is left out: the epochs around it are whole."""
+    return parse_metrics(Path(path).read_text().splitlines())
+
+
+def parse_metrics(lines: List[str]) -> List[Dict]:
     records = []
-    for line in Path(path).read_text().splitlines():
+    for line in lines:
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError:
@@ -35,7 +39,7 @@ class RunLogger:
         if not self.metrics_path.is_file():
             return
         lines = [line for line in self.metrics_path.read_text().splitlines() if line.strip()]
-        records = read_metrics(self.metrics_path)
+        records = parse_metrics(lines)
         kept = [record for record in records if record["epoch"] < epoch]
         later, torn = len(records) - len(kept), len(lines) - len(records)
         self.dropped = ", ".join(text for n, text in ((later, f"{later} line(s) of epochs after it"),

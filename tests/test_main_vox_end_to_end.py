@@ -202,18 +202,17 @@ def test_a_training_utterance_in_a_trial_list_or_a_repeated_row_is_refused(vox_r
     rows = (vox_root / "train_list.csv").read_text().splitlines()
     first, second = rows[0].split(",")[0], rows[1].split(",")[0]
     (tmp_path / "leaky.csv").write_text(f"1,{first},{second}\n")
-    argv = ["--train", *data_flags(vox_root), "--run_dir", str(tmp_path / "run"), *TINY]
-    leaky = list(argv)
-    leaky[leaky.index(str(vox_root / "vox1_O.txt"))] = str(tmp_path / "leaky.csv")
-    with pytest.raises(SystemExit) as exit_info:
-        main_Vox.main(leaky)
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and "2 clip(s) are in both the train and the trial lists' list" in err
     (tmp_path / "twice.csv").write_text("\n".join(rows + rows[:1]) + "\n")
-    twice = list(argv)
-    twice[twice.index(str(vox_root / "train_list.csv"))] = str(tmp_path / "twice.csv")
-    with pytest.raises(SystemExit) as exit_info:
-        main_Vox.main(twice)
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and "1 clip(s) are listed more than once in the train list" in err
+    argv = ["--train", *data_flags(vox_root), "--run_dir", str(tmp_path / "run"), *TINY]
+
+    def refused(replaced, by):
+        with pytest.raises(SystemExit) as exit_info:
+            main_Vox.main([by if flag == replaced else flag for flag in argv])
+        assert exit_info.value.code == 2
+        return capsys.readouterr().err
+
+    assert "2 clip(s) are in both the train and the trial lists' list" in \
+        refused(str(vox_root / "vox1_O.txt"), str(tmp_path / "leaky.csv"))
+    assert "1 clip(s) are listed more than once in the train list" in \
+        refused(str(vox_root / "train_list.csv"), str(tmp_path / "twice.csv"))
     assert not (tmp_path / "run").exists()

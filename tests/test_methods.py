@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 import main_CD
 from conftest import TINY_FLAGS
+from helpers.av_reference import check_run
 from models import AVClassifier
 from utils.methods import METHODS, build_method
 from utils.methods.ogm import modulation_coefficients
@@ -234,6 +235,7 @@ def test_every_method_trains_from_the_command_line(method, demo_root, tmp_path, 
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     row = rows[-1]
     assert math.isfinite(row["train_loss"]) and row["test_count"] == 6
+    check_run(f"method {method}", tmp_path / "run")  # the same numbers as before modalities were keyed
     if method in LOGGED:
         assert math.isfinite(row[LOGGED[method]])
     if method.startswith("ogm"):

@@ -18,11 +18,9 @@ from pathlib import Path
 
 from dataset import DataError
 from dataset.voxceleb import EVAL_CROPS, FACE_PICKS, VoxUtterances, read_train_list, read_trial_lists
-from models import AVClassifier
 from models.speaker_encoders import BLOCK_ORDERS, POOLINGS, FaceEncoder, SpeakerEncoder
 from utils import trials
 from utils.args import add_list_check_args, add_shared_args, entry_parser, str2bool
-from utils.build import build_model as build_av_model
 from utils.cli import run_main
 from utils.datasets import check_lists
 from utils.flag_types import IMAGE_SIDE, MEL_BANDS, POSITIVE_INT, SECONDS
@@ -92,9 +90,9 @@ def build_datasets(args, with_train: bool) -> Datasets:
     return Datasets(classes=[], test=test)
 
 
-def build_model(args, n_classes: int) -> AVClassifier:
+def build_encoders(args) -> dict:
     speaker = SpeakerEncoder(n_mels=args.n_mels, pooling=args.speaker_pooling, block_order=args.speaker_block_order)
-    return build_av_model(args, n_classes, speaker, FaceEncoder(bn_init=args.bn_init))
+    return {"audio": speaker, "visual": FaceEncoder(bn_init=args.bn_init)}
 
 
 def speaker_batches(args, train, num_replicas: int, rank: int):
@@ -105,16 +103,17 @@ def speaker_batches(args, train, num_replicas: int, rank: int):
                                num_replicas, rank)
 
 
-def verification_test(args, model, eval_model, trial_set, device, precision, show):
+def verification_test(args, model, eval_model, trial_set, device, precision, show, modalities):
     loader = eval_loader_for(args, trial_set, device)
-    embeddings = trials.embed(eval_model, loader, len(trial_set), device, precision, show, args.channels_last)
+    embeddings = trials.embed(eval_model, loader, len(trial_set), device, precision, show, args.channels_last,
+                              modalities)
     # What --save_features keeps: every test utterance's logit vectors, enough to re-score any trial list.
     features = {f"logits{suffix}": vectors for suffix, vectors in embeddings.items()}
     features["utterances"] = list(trial_set.keys)
     return trials.verification_stats(trial_set, embeddings), features
 
 
-SOURCE = DataSource(name="voxceleb", script="main_Vox.py", build=build_datasets, make_model=build_model,
+SOURCE = DataSource(name="voxceleb", script="main_Vox.py", build=build_datasets, encoders=build_encoders,
                     train_batches=speaker_batches,
                     test=verification_test, describe_test=trials.describe,
                     selection=lambda args: Selection("eer", higher_is_better=False),

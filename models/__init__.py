@@ -1,5 +1,5 @@
-from .av_classifier import AVClassifier, AVOutput
+from .classifier import ModalOutput, MultiModalClassifier
 from .encoders import FEATURE_DIM, AudioEncoder, VisualEncoder
 from .fusion import FUSIONS
 
-__all__ = ["AVClassifier", "AVOutput", "AudioEncoder", "VisualEncoder", "FUSIONS", "FEATURE_DIM"]
+__all__ = ["MultiModalClassifier", "ModalOutput", "AudioEncoder", "VisualEncoder", "FUSIONS", "FEATURE_DIM"]

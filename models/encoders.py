@@ -48,16 +48,21 @@ class AudioEncoder(nn.Module):
     def pool(self, maps: torch.Tensor, batch: int) -> torch.Tensor:
         return maps.mean(dim=(2, 3))
 
+    def channel_means(self, maps: torch.Tensor, batch: int) -> torch.Tensor:
+        """(B, C) float32 channel means of stage maps (MMTM's squeeze)."""
+        return maps.float().mean(dim=(2, 3))
+
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
         return self.pool(self.trunk(self.fold(spec)), spec.shape[0])
 
 
 class VisualEncoder(nn.Module):
-    """(B, 3, T, H, W) frames -> (B, 512): T folded into the batch, then pooled over T, H', W'."""
+    """(B, C, T, H, W) frames (C = 3, or 2 for u/v flow) -> (B, 512): T folded into the batch, then pooled over
+    T, H', W'."""
 
-    def __init__(self, arch: str = "resnet18", bn_init: str = "normal"):
+    def __init__(self, arch: str = "resnet18", bn_init: str = "normal", in_channels: int = 3):
         super().__init__()
-        self.trunk = _resnet_trunk(in_channels=3, arch=arch, bn_init=bn_init)
+        self.trunk = _resnet_trunk(in_channels=in_channels, arch=arch, bn_init=bn_init)
 
     def fold(self, frames: torch.Tensor) -> torch.Tensor:
         b, c, t, h, w = frames.shape
@@ -67,5 +72,14 @@ class VisualEncoder(nn.Module):
         """(B*T, C, h', w') -> (B, C)."""
         return maps.reshape(batch, -1, *maps.shape[1:]).mean(dim=(1, 3, 4))
 
+    def channel_means(self, maps: torch.Tensor, batch: int) -> torch.Tensor:
+        """(B, C) float32 channel means of stage maps over the clip's frames and positions (MMTM's squeeze)."""
+        return maps.float().reshape(batch, -1, maps.shape[1], maps.shape[2] * maps.shape[3]).mean(dim=(1, 3))
+
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         return self.pool(self.trunk(self.fold(frames)), frames.shape[0])
+
+
+def audio_visual_encoders(args) -> dict:
+    """The ResNet18 pair of the audio-visual clip datasets (CREMA-D, SSW60, Kinetics-Sounds, AVE, VGGSound)."""
+    return {"audio": AudioEncoder(bn_init=args.bn_init), "visual": VisualEncoder(bn_init=args.bn_init)}

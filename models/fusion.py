@@ -1,69 +1,85 @@
-"""Fusion modules. Each returns (feat_a, feat_v, logits) where feat_* are the
-features the classifier sees, and exposes its classifier split per modality.
+"""Fusion modules over the modalities' encoder features, a dict {name: (B, d)} in the dataset's order. Each
+returns (feat, logits): feat {name: the features the classifier scores}, and the fused logits; and exposes its
+classifier split per modality.
 
-Without MMCosine the uni-modal logits are feat_m @ W_m.T + b_m, with
-(W_a, b_a), (W_v, b_v) from `classifier_weights()` / `classifier_biases()`:
-for sum fusion each branch's own layer, for the concatenating fusions the
-column halves of fc_out and half its bias each, so logits_a + logits_v
-equals the fused logits exactly.
+Without MMCosine the uni-modal logits are feat_m @ W_m.T + b_m, with W_m, b_m from `classifier_weights()` /
+`classifier_biases()`: for sum fusion each branch's own layer, for the concatenating fusions the column block
+of fc_out and 1/M of its bias each, so the uni-modal logits sum to the fused ones exactly.
+sum and concat take any number of modalities; film and gated are pairwise (exactly two, any two).
 """
+from typing import Dict, Sequence
+
 import torch
 from torch import nn
 
 from .encoders import FEATURE_DIM
 
+PAIRWISE = ("film", "gated")
+
+
+def total(tensors):
+    """t_1 + t_2 + ... in order (never 0 + t_1: the sum of two is then exactly a + b)."""
+    tensors = list(tensors)
+    out = tensors[0]
+    for t in tensors[1:]:
+        out = out + t
+    return out
+
 
 class SumFusion(nn.Module):
-    """logits = fc_a(a) + fc_v(v)."""
+    """logits = sum_m fc_m(f_m)."""
 
-    def __init__(self, n_classes: int, dim: int = FEATURE_DIM):
+    def __init__(self, n_classes: int, names: Sequence[str], dim: int = FEATURE_DIM):
         super().__init__()
-        self.fc_a = nn.Linear(dim, n_classes)
-        self.fc_v = nn.Linear(dim, n_classes)
+        self.names = tuple(names)
+        self.fc = nn.ModuleDict({m: nn.Linear(dim, n_classes) for m in self.names})
 
-    def forward(self, a, v):
-        return a, v, self.fc_a(a) + self.fc_v(v)
+    def forward(self, feats: Dict[str, torch.Tensor]):
+        return feats, total(self.fc[m](feats[m]) for m in self.names)
 
     def classifier_weights(self):
-        return self.fc_a.weight, self.fc_v.weight
+        return {m: self.fc[m].weight for m in self.names}
 
     def classifier_biases(self):
-        return self.fc_a.bias, self.fc_v.bias
+        return {m: self.fc[m].bias for m in self.names}
 
     def classifier_grads(self):
-        return self.fc_a.weight.grad, self.fc_v.weight.grad
+        return {m: self.fc[m].weight.grad for m in self.names}
 
     def classifier_layer_biases(self):
-        return [self.fc_a.bias, self.fc_v.bias]
+        return [self.fc[m].bias for m in self.names]
 
     def classifier_layer_weights(self):
         """The weight tensors of the layers that give the fused logits (AGM's clipping test watches them)."""
-        return [self.fc_a.weight, self.fc_v.weight]
+        return [self.fc[m].weight for m in self.names]
 
 
 class _ConcatHead(nn.Module):
-    """Shared tail of concat / FiLM / gated: logits = fc_out([a'; v'])."""
+    """Shared tail of concat / FiLM / gated: logits = fc_out([f_1'; ...; f_M'])."""
 
-    def __init__(self, n_classes: int, feat_dim: int):
+    def __init__(self, n_classes: int, names: Sequence[str], feat_dim: int):
         super().__init__()
+        self.names = tuple(names)
         self.feat_dim = feat_dim
-        self.fc_out = nn.Linear(2 * feat_dim, n_classes)
+        self.fc_out = nn.Linear(len(self.names) * feat_dim, n_classes)
 
-    def _classify(self, a, v):
-        return a, v, self.fc_out(torch.cat((a, v), dim=1))
+    def _classify(self, feats: Dict[str, torch.Tensor]):
+        return feats, self.fc_out(torch.cat([feats[m] for m in self.names], dim=1))
+
+    def _blocks(self, w):
+        return {m: w[:, i * self.feat_dim:(i + 1) * self.feat_dim] for i, m in enumerate(self.names)}
 
     def classifier_weights(self):
-        w = self.fc_out.weight
-        return w[:, : self.feat_dim], w[:, self.feat_dim:]
+        return self._blocks(self.fc_out.weight)
 
     def classifier_grads(self):
-        """The gradients of classifier_weights(), or (None, None) before a backward pass."""
+        """The gradients of classifier_weights(), or None each before a backward pass."""
         g = self.fc_out.weight.grad
-        return (None, None) if g is None else (g[:, : self.feat_dim], g[:, self.feat_dim:])
+        return {m: None for m in self.names} if g is None else self._blocks(g)
 
     def classifier_biases(self):
         b = self.fc_out.bias
-        return b / 2, b / 2
+        return {m: b / len(self.names) for m in self.names}
 
     def classifier_layer_biases(self):
         return [self.fc_out.bias]
@@ -73,38 +89,46 @@ class _ConcatHead(nn.Module):
 
 
 class ConcatFusion(_ConcatHead):
-    def __init__(self, n_classes: int, dim: int = FEATURE_DIM):
-        super().__init__(n_classes, dim)
+    def __init__(self, n_classes: int, names: Sequence[str], dim: int = FEATURE_DIM):
+        super().__init__(n_classes, names, dim)
 
-    def forward(self, a, v):
-        return self._classify(a, v)
+    def forward(self, feats):
+        return self._classify(feats)
 
 
-class FiLMFusion(_ConcatHead):
+class _PairwiseHead(_ConcatHead):
+    """A fusion defined for two modalities, each modulating the other (DESIGN.md)."""
+
+    def __init__(self, n_classes: int, names: Sequence[str], dim: int, out_dim: int):
+        if len(names) != 2:
+            raise ValueError(f"this fusion is defined for exactly two modalities, not {len(names)}")
+        super().__init__(n_classes, names, dim)
+        self.fc = nn.ModuleDict({m: nn.Linear(dim, out_dim) for m in self.names})
+
+
+class FiLMFusion(_PairwiseHead):
     """Symmetric FiLM: each modality produces (gamma, beta) that modulate the other."""
 
-    def __init__(self, n_classes: int, dim: int = FEATURE_DIM):
-        super().__init__(n_classes, dim)
-        self.fc_a = nn.Linear(dim, 2 * dim)
-        self.fc_v = nn.Linear(dim, 2 * dim)
+    def __init__(self, n_classes: int, names: Sequence[str], dim: int = FEATURE_DIM):
+        super().__init__(n_classes, names, dim, 2 * dim)
 
-    def forward(self, a, v):
-        gamma_a, beta_a = self.fc_a(a).chunk(2, dim=1)
-        gamma_v, beta_v = self.fc_v(v).chunk(2, dim=1)
-        return self._classify(gamma_v * a + beta_v, gamma_a * v + beta_a)
+    def forward(self, feats):
+        first, second = self.names
+        gamma_1, beta_1 = self.fc[first](feats[first]).chunk(2, dim=1)
+        gamma_2, beta_2 = self.fc[second](feats[second]).chunk(2, dim=1)
+        return self._classify({first: gamma_2 * feats[first] + beta_2, second: gamma_1 * feats[second] + beta_1})
 
 
-class GatedFusion(_ConcatHead):
+class GatedFusion(_PairwiseHead):
     """Symmetric gating: each modality's projection gates the other's."""
 
-    def __init__(self, n_classes: int, dim: int = FEATURE_DIM):
-        super().__init__(n_classes, dim)
-        self.fc_a = nn.Linear(dim, dim)
-        self.fc_v = nn.Linear(dim, dim)
+    def __init__(self, n_classes: int, names: Sequence[str], dim: int = FEATURE_DIM):
+        super().__init__(n_classes, names, dim, dim)
 
-    def forward(self, a, v):
-        h_a, h_v = self.fc_a(a), self.fc_v(v)
-        return self._classify(torch.sigmoid(h_v) * h_a, torch.sigmoid(h_a) * h_v)
+    def forward(self, feats):
+        first, second = self.names
+        h_1, h_2 = self.fc[first](feats[first]), self.fc[second](feats[second])
+        return self._classify({first: torch.sigmoid(h_2) * h_1, second: torch.sigmoid(h_1) * h_2})
 
 
 FUSIONS = {"sum": SumFusion, "concat": ConcatFusion, "film": FiLMFusion, "gated": GatedFusion}

@@ -1,5 +1,5 @@
-"""Heads a balancing method may put on the model: a classifier shared by the two modalities in place
-of the fusion layer (MLA, ReconBoost), and a combiner that turns the two modalities' logits into the
+"""Heads a balancing method may put on the model: a classifier shared by the modalities in place
+of the fusion layer (MLA, ReconBoost), and a combiner that turns the modalities' logits into the
 fused prediction (MLA's entropy weights, ReconBoost's boost rate, AMCo's class-mixing layer).
 
 A head is described by a plain dict (a "head spec"), e.g.
@@ -7,8 +7,8 @@ A head is described by a plain dict (a "head spec"), e.g.
     {"shared": {"hidden": 256}, "combine": {"name": "boosted", "boost_rate": 1.0}}
 
 which the checkpoint keeps (model_config["head"]), so evaluating a checkpoint rebuilds the model the
-method trained without the method's flags. Combiners return (logits_a, logits_v, logits): the uni-modal
-logits they were given (AMCo's training masks change them) and the fused logits.
+method trained without the method's flags. Combiners take ({name: uni-modal logits}, fused logits) and return
+the uni-modal logits they were given (AMCo's training masks change them) and the fused logits.
 """
 from typing import Optional
 
@@ -17,33 +17,35 @@ import torch.nn.functional as F
 from torch import nn
 
 from .encoders import FEATURE_DIM
+from .fusion import total
 
 
 class SharedClassifier(nn.Module):
-    """One classifier scoring either modality's encoder features, optionally behind a hidden ReLU layer
-    (ReconBoost's common-space head 512 -> 256 -> C). It stands where a fusion module does: forward(a, v)
-    gives what its last layer sees of each modality, and the plain sum of the two modalities' outputs."""
+    """One classifier scoring every modality's encoder features, optionally behind a hidden ReLU layer
+    (ReconBoost's common-space head 512 -> 256 -> C). It stands where a fusion module does: forward(feats)
+    gives what its last layer sees of each modality, and the plain sum of the modalities' outputs."""
 
-    def __init__(self, n_classes: int, dim: int = FEATURE_DIM, hidden: int = 0):
+    def __init__(self, n_classes: int, names, dim: int = FEATURE_DIM, hidden: int = 0):
         super().__init__()
+        self.names = tuple(names)
         self.hidden = nn.Linear(dim, hidden) if hidden else None
         self.fc_out = nn.Linear(hidden or dim, n_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.hidden(x)) if self.hidden is not None else x
 
-    def forward(self, a, v):
-        a, v = self.features(a), self.features(v)
-        return a, v, self.fc_out(a) + self.fc_out(v)
+    def forward(self, feats):
+        feats = {m: self.features(feats[m]) for m in self.names}
+        return feats, total(self.fc_out(feats[m]) for m in self.names)
 
     def classifier_weights(self):
-        return self.fc_out.weight, self.fc_out.weight
+        return {m: self.fc_out.weight for m in self.names}
 
     def classifier_biases(self):
-        return self.fc_out.bias, self.fc_out.bias
+        return {m: self.fc_out.bias for m in self.names}
 
     def classifier_grads(self):
-        return self.fc_out.weight.grad, self.fc_out.weight.grad
+        return {m: self.fc_out.weight.grad for m in self.names}
 
     def classifier_layer_biases(self):
         return [self.fc_out.bias]
@@ -61,72 +63,80 @@ class EntropyWeighted(nn.Module):
     """MLA's test-time fusion: w_m proportional to exp(H_max - H_m), H_m the entropy of modality m's
     prediction, so the more certain modality weighs more. mode "sample": per sample (the paper, and
     BalanceBenchmark); "batch": one weight per batch from softmaxes over the batch dimension, summed
-    (the authors' calculate_entropy); "fixed": w_audio = audio_weight (the authors' fixed fusion)."""
+    (the authors' calculate_entropy); "fixed": the first modality weighs first_weight and the second the
+    rest (the authors' fixed fusion, audio 0.55; two modalities only)."""
 
     def __init__(self, n_classes: int, mode: str = "sample", audio_weight: float = 0.55):
         super().__init__()
         if mode not in ("sample", "batch", "fixed"):
             raise ValueError(f"unknown entropy fusion mode {mode!r}")
+        # `audio_weight`: the head spec's key since the first checkpoints; it is the first modality's weight
         self.mode, self.audio_weight = mode, float(audio_weight)
 
-    def weights(self, logits_a: torch.Tensor, logits_v: torch.Tensor):
+    def weights(self, unimodal):
+        names = list(unimodal)
         if self.mode == "fixed":
-            return self.audio_weight, 1.0 - self.audio_weight
+            if len(names) != 2:
+                raise ValueError("the fixed entropy fusion weighs two modalities")
+            return {names[0]: self.audio_weight, names[1]: 1.0 - self.audio_weight}
         if self.mode == "batch":
-            h_a, h_v = prediction_entropy(logits_a, True), prediction_entropy(logits_v, True)
+            entropy = {m: prediction_entropy(unimodal[m], True) for m in names}
         else:
-            h_a, h_v = prediction_entropy(logits_a)[:, None], prediction_entropy(logits_v)[:, None]
-        top = torch.maximum(h_a, h_v)
-        e_a, e_v = torch.exp(top - h_a), torch.exp(top - h_v)
-        return e_a / (e_a + e_v), e_v / (e_a + e_v)
+            entropy = {m: prediction_entropy(unimodal[m])[:, None] for m in names}
+        top = entropy[names[0]]
+        for m in names[1:]:
+            top = torch.maximum(top, entropy[m])
+        e = {m: torch.exp(top - entropy[m]) for m in names}
+        norm = total(e.values())
+        return {m: e[m] / norm for m in names}
 
-    def forward(self, logits_a, logits_v, logits):
-        w_a, w_v = self.weights(logits_a, logits_v)
-        return logits_a, logits_v, w_a * logits_a + w_v * logits_v
+    def forward(self, unimodal, logits):
+        w = self.weights(unimodal)
+        return unimodal, total(w[m] * unimodal[m] for m in unimodal)
 
 
 class Boosted(nn.Module):
     """ReconBoost's ensemble: beta * (sum of the members' logits) with a learnable boost rate beta. `members`
-    (1 or 0 for audio, visual; a buffer, so checkpoints keep it) says which modalities the ensemble holds: the
-    method leaves out one whose first stage has not begun, as the authors' ensemble does."""
+    (1 or 0 per modality, in order; a buffer, so checkpoints keep it) says which modalities the ensemble holds:
+    the method leaves out one whose first stage has not begun, as the authors' ensemble does."""
 
-    def __init__(self, n_classes: int, boost_rate: float = 1.0):
+    def __init__(self, n_classes: int, boost_rate: float = 1.0, n_modalities: int = 2):
         super().__init__()
         self.boost_rate = nn.Parameter(torch.tensor(float(boost_rate)))
-        self.register_buffer("members", torch.ones(2))
+        self.register_buffer("members", torch.ones(n_modalities))
 
-    def forward(self, logits_a, logits_v, logits):
-        return logits_a, logits_v, self.boost_rate * (self.members[0] * logits_a + self.members[1] * logits_v)
+    def forward(self, unimodal, logits):
+        return unimodal, self.boost_rate * total(self.members[i] * x for i, x in enumerate(unimodal.values()))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # checkpoints written before the buffer existed scored every modality
-        state_dict.setdefault(prefix + "members", torch.ones(2))
+        state_dict.setdefault(prefix + "members", torch.ones_like(self.members))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 class ClassMixing(nn.Module):
-    """AMCo's fused prediction: a C x C linear layer on the sum of the two modalities' logits. While
-    training, a method may set `masks` (one (C,) mask per modality, or None) to mask a modality's logits
-    before they are summed; evaluation never masks."""
+    """AMCo's fused prediction: a C x C linear layer on the sum of the modalities' logits. While training, a
+    method may set `masks` ({name: (C,) mask or None}) to mask a modality's logits before they are summed;
+    evaluation never masks."""
 
     def __init__(self, n_classes: int):
         super().__init__()
         self.linear = nn.Linear(n_classes, n_classes)
-        self.masks: Optional[tuple] = None
+        self.masks: Optional[dict] = None
 
-    def forward(self, logits_a, logits_v, logits):
+    def forward(self, unimodal, logits):
         if self.training and self.masks is not None:
-            mask_a, mask_v = self.masks
-            logits_a = logits_a if mask_a is None else logits_a * mask_a
-            logits_v = logits_v if mask_v is None else logits_v * mask_v
-        return logits_a, logits_v, self.linear(logits_a + logits_v)
+            unimodal = {m: x if self.masks.get(m) is None else x * self.masks[m] for m, x in unimodal.items()}
+        return unimodal, self.linear(total(unimodal.values()))
 
 
 COMBINERS = {"entropy": EntropyWeighted, "boosted": Boosted, "class_mixing": ClassMixing}
 
 
-def build_combiner(n_classes: int, spec: dict) -> nn.Module:
+def build_combiner(n_classes: int, spec: dict, n_modalities: int = 2) -> nn.Module:
     options = {k: v for k, v in spec.items() if k != "name"}
     if spec.get("name") not in COMBINERS:
         raise ValueError(f"unknown combiner {spec.get('name')!r}; choose one of {sorted(COMBINERS)}")
+    if spec["name"] == "boosted":
+        options["n_modalities"] = n_modalities
     return COMBINERS[spec["name"]](n_classes, **options)

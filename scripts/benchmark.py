@@ -24,6 +24,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Optional
 
 import numpy as np
@@ -36,7 +37,8 @@ from torchvision import transforms
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import main_CD  # noqa: E402
 from dataset.demo import write_demo  # noqa: E402
-from models import AVClassifier  # noqa: E402
+from models import MultiModalClassifier  # noqa: E402
+from models.encoders import audio_visual_encoders  # noqa: E402
 from utils.caching import attach_caches  # noqa: E402
 from benchmark_methods import epoch_work_table, method_table  # noqa: E402
 
@@ -108,7 +110,8 @@ def bench_step(device, batch_size, steps, setting: StepSetting):
     torch.backends.cudnn.allow_tf32 = setting.tf32
     torch.backends.cudnn.benchmark = True
     torch.manual_seed(0)
-    model = AVClassifier(6, "concat", mmcosine=True).to(device)
+    encoders = audio_visual_encoders(SimpleNamespace(bn_init="normal"))
+    model = MultiModalClassifier(6, encoders, "concat", mmcosine=True).to(device)
     audio = torch.randn(batch_size, 1, 257, 299, device=device)
     visual = torch.randn(batch_size, 3, 1, 224, 224, device=device)
     labels = torch.randint(0, 6, (batch_size,), device=device)
@@ -121,7 +124,7 @@ def bench_step(device, batch_size, steps, setting: StepSetting):
 
     def step():
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=setting.amp):
-            out = step_model(audio, visual)
+            out = step_model({"audio": audio, "visual": visual})
         loss = torch.nn.functional.cross_entropy(out.logits.float(), labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()

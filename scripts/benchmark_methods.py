@@ -13,29 +13,39 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import main_CD  # noqa: E402
-from models import AVClassifier  # noqa: E402
+from dataset.modalities import AUDIO_VISUAL  # noqa: E402
+from models import MultiModalClassifier  # noqa: E402
+from models.encoders import audio_visual_encoders  # noqa: E402
+from utils.engine import to_device  # noqa: E402
 from utils.build import fill_model_flags  # noqa: E402
 from utils.methods import METHODS, build_method  # noqa: E402
 from utils.methods.step import Step  # noqa: E402
 from utils.precision import Precision  # noqa: E402
 
 
+def av_model():
+    """The CREMA-D model: the ResNet18 pair, concat fusion."""
+    return MultiModalClassifier(6, audio_visual_encoders(SimpleNamespace(bn_init="normal")), "concat")
+
+
 def unimodal_runs(folder: Path):
     """best.pt of an untrained audio_only and visual_only model, for UMT's teachers and UME's members."""
     runs = []
     for modality in ("audio", "visual"):
-        model = AVClassifier(6, "concat")
+        model = av_model()
         model.keep_only(modality)
         run = folder / modality
         run.mkdir(parents=True, exist_ok=True)
         torch.save({"model": model.state_dict(), "model_config": {"fusion": "concat", "mmcosine": False, "n_classes": 6,
-                    "scaling": 10.0, "modalities": [modality]}}, run / "best.pt")
+                    "scaling": 10.0, "modalities": [modality], "dataset_modalities": ["audio", "visual"]}},
+                   run / "best.pt")
         runs.append(str(run))
     return runs
 
@@ -51,8 +61,8 @@ def stepper(name: str, runs, device, batch: int):
     """A function that runs one training step of the method on a fixed batch of CREMA-D's shapes."""
     torch.manual_seed(0)
     args = method_args(name, runs, batch)
-    model = AVClassifier(6, "concat")
-    method = build_method(args)
+    model = av_model()
+    method = build_method(args, AUDIO_VISUAL)
     method.configure_model(model)
     model.to(device).train()
     optimizer = torch.optim.SGD(method.param_groups(model), lr=1e-3, momentum=0.9)
@@ -62,17 +72,18 @@ def stepper(name: str, runs, device, batch: int):
     if name == "pmr":  # its per-epoch prototypes, computed here from this batch
         method.train_set = list(range(batch))
         with torch.no_grad():
-            seen = model(audio, visual)
+            seen = model({"audio": audio, "visual": visual})
         method.forward_batches = lambda dataset, keys: iter([(seen, labels)])
     if name == "lfm":  # its held-out clips for the per-epoch update: this batch's
         method.batch_clips = list(zip(audio.cpu(), visual.cpu(), labels.cpu()))
+        method.prepare_batch = lambda batch_: to_device(batch_, AUDIO_VISUAL, device)
     method.start_epoch(2 if name == "amco" else 1, model, optimizer)  # AMCo masks from its second epoch on
     precision = Precision("off", device)
     count = [0]
 
     def one():
-        method.train_step(Step(model, model, optimizer, precision, audio, visual, labels, 1 + (name == "amco"),
-                               count[0], 100))
+        method.train_step(Step(model, model, optimizer, precision, {"audio": audio, "visual": visual}, labels,
+                               1 + (name == "amco"), count[0], 100))
         count[0] += 1
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -114,21 +125,22 @@ def epoch_work_table(device, batch: int, steps: int):
         joint = stepper("joint", runs, device, batch)
         joint()
     torch.manual_seed(0)
-    model = AVClassifier(6, "concat").to(device)
+    model = av_model().to(device)
     audio = torch.randn(batch, 1, 257, 299, device=device)
     visual = torch.randn(batch, 3, 1, 224, 224, device=device)
     labels = torch.arange(batch, device=device) % 6
 
     def lfm_update():
         model.eval()
-        alpha_gradient(model, audio[: batch // 2], visual[: batch // 2], labels[: batch // 2], (0.05, 0.95), "authors")
+        alpha_gradient(model, {"audio": audio[: batch // 2], "visual": visual[: batch // 2]}, labels[: batch // 2],
+                       (0.05, 0.95), "authors")
 
     def scoring_pass():  # the valuation methods' eval pass: one forward, the fused head twice more
         model.eval()
         with torch.no_grad():
-            out = model(audio, visual)
-            model.head(out.enc_a, torch.zeros_like(out.enc_v))
-            model.head(torch.zeros_like(out.enc_a), out.enc_v)
+            out = model({"audio": audio, "visual": visual})
+            model.head({"audio": out.enc["audio"], "visual": torch.zeros_like(out.enc["visual"])})
+            model.head({"audio": torch.zeros_like(out.enc["audio"]), "visual": out.enc["visual"]})
     rows = {}
     for name, work in (("lfm: hyper-gradient update (half of 16 held-out clips)", lfm_update),
                        ("sample/modality_level: scoring pass, per batch", scoring_pass)):

@@ -1,4 +1,4 @@
-"""Linear probe of one encoder of a trained audio-visual model (the paper's A-probe / V-probe).
+"""Linear probe of one encoder of a trained multi-modal model (the paper's A-probe / V-probe; any modality).
 
     python scripts/linear_probe.py --ckpt runs/cremad/<run>/best.pt --modality audio
     python scripts/linear_probe.py --ckpt runs/cremad/<run>/best.pt --modality visual --data_root /path/to/CREMA-D
@@ -21,21 +21,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from dataset.errors import DataError, first_line_of  # noqa: E402
 from utils.args import restore_settings  # noqa: E402
 from utils.build import build_model, match_checkpoint_architecture, resolve_device  # noqa: E402
-from utils.checkpoint import load_checkpoint  # noqa: E402
+from utils.checkpoint import load_checkpoint, load_model_state  # noqa: E402
 from utils.engine import to_device  # noqa: E402
 from utils.sampling import make_loader  # noqa: E402
 
-ENTRY_SCRIPTS = {"cremad": "main_CD", "ssw60": "main_SSW", "ks": "main_KS", "ave": "main_AVE", "vggsound": "main_VGG"}  # checkpoint's dataset name -> the entry script that reads it
+# checkpoint's dataset name -> the entry script that reads it
+ENTRY_SCRIPTS = {"cremad": "main_CD", "ssw60": "main_SSW", "ks": "main_KS", "ave": "main_AVE", "vggsound": "main_VGG",
+                 "ucf": "main_UCF"}
 
 
 @torch.no_grad()
-def encode(features, dataset, device, batch_size, num_workers):
-    """features(audio, visual) -> (B, d) for every clip of `dataset`, with the labels."""
+def encode(features, dataset, modalities, device, batch_size, num_workers):
+    """features({name: input}) -> (B, d) for every clip of `dataset`, with the labels."""
     loader = make_loader(dataset, batch_size, list(range(len(dataset))), num_workers, device.type == "cuda")
     feats, labels = [], []
     for batch in loader:
-        audio, visual, y = to_device(batch, device)
-        feats.append(features(audio, visual).float().cpu())
+        inputs, y = to_device(batch, modalities, device)
+        feats.append(features(inputs).float().cpu())
         labels.append(y.cpu())
     return torch.cat(feats), torch.cat(labels)
 
@@ -66,20 +68,23 @@ def probe(ckpt_path, modality, data_root=None, epochs=300, lr=1e-2, batch_size=6
     args.device, args.data_root = device, data_root
     # The run's own input and model settings, as evaluation restores them; --data_root may be typed.
     restore_settings(args, ckpt["args"], {"data_root"} if data_root is not None else set())
+    modalities = entry.SOURCE.modalities
+    if modality not in [m.name for m in modalities]:
+        raise DataError(f"--modality {modality}: {ckpt_path} has the modalities "
+                        f"{', '.join(m.name for m in modalities)}; probe one of them")
     data = entry.SOURCE.build(args, True)
     data.train = data.train.evaluation_view()  # features without augmentation (and the test-time audio crop)
-    model = build_model(args, len(data.classes))
+    model = build_model(args, len(data.classes), entry.SOURCE.encoders(args))
     match_checkpoint_architecture(model, ckpt["model_config"])
-    model.load_state_dict(ckpt["model"])
+    load_model_state(model, ckpt["model"], ckpt_path)
     device = resolve_device(args)
     model.to(device).eval().requires_grad_(False)
     if model.mid_fusion is None:  # the encoder alone gives its features
-        encoder = model.audio_encoder if modality == "audio" else model.visual_encoder
-        features = (lambda audio, visual: encoder(audio)) if modality == "audio" else (lambda audio, visual: encoder(visual))
-    else:  # cross-modal modules inside the encoders: their features depend on both inputs
-        features = lambda audio, visual: model.encode(audio, visual)[0 if modality == "audio" else 1]  # noqa: E731
-    train_x, train_y = encode(features, data.train, device, batch_size, num_workers)
-    test_x, test_y = encode(features, data.test, device, batch_size, num_workers)
+        features = lambda inputs: model.encoders[modality](inputs[modality])  # noqa: E731
+    else:  # cross-modal modules inside the encoders: their features depend on every input
+        features = lambda inputs: model.encode(inputs)[modality]  # noqa: E731
+    train_x, train_y = encode(features, data.train, modalities, device, batch_size, num_workers)
+    test_x, test_y = encode(features, data.test, modalities, device, batch_size, num_workers)
     classify = fit_linear(train_x, train_y, len(data.classes), epochs, lr)
     with torch.no_grad():
         train_acc = (classify(train_x).argmax(1) == train_y).double().mean().item() * 100
@@ -94,7 +99,8 @@ def probe(ckpt_path, modality, data_root=None, epochs=300, lr=1e-2, batch_size=6
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", required=True, help="a best.pt / last.pt of any entry script")
-    parser.add_argument("--modality", choices=["audio", "visual"], required=True)
+    parser.add_argument("--modality", required=True, help="the encoder to probe: one of the run's modalities "
+                                                          "(audio / visual; rgb / flow for main_UCF.py)")
     parser.add_argument("--data_root", default=None, help="override the data root stored in the checkpoint")
     parser.add_argument("--epochs", type=int, default=300, help="full-batch steps of the linear classifier")
     parser.add_argument("--lr", type=float, default=1e-2)

@@ -2,13 +2,15 @@
 
     python scripts/plot_run.py runs/cremad/<baseline run> runs/cremad/<mmcosine run> [--out plots/]
 
-accuracy.png      test accuracy, fused / audio / visual, per epoch
-eer.png           (verification runs) EER on the first trial list, fused / audio / visual, per epoch
+accuracy.png      test accuracy, fused and per modality, per epoch
+eer.png           (verification runs) EER on the first trial list, fused and per modality, per epoch
 gt_logits.png     mean ground-truth logit per modality (test)
 weight_norms.png  mean classifier weight norm per modality
 angles.png        feature-to-class-centre and feature-to-class-weight angles (mean +- std, test)
-(a figure is left out when no run logged its quantities), and, for each run with saved test features (--save_features True), from features_best.pt:
-<run>_angle_hist.png  per-sample angle to the class centre, audio vs visual
+shapley.png       each modality's Shapley contribution to the test accuracy (subsets of modalities zeroed)
+(a figure is left out when no run logged its quantities; the modalities are whichever the runs logged), and,
+for each run with saved test features (--save_features True), from features_best.pt:
+<run>_angle_hist.png  per-sample angle to the class centre, one histogram per modality
 <run>_embedding.png   2-D PCA of each modality's test features, coloured by class
 """
 import argparse
@@ -22,10 +24,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from dataset.modalities import label as modality_label  # noqa: E402
+from dataset.modalities import logged_tags  # noqa: E402
 from utils.logger import read_metrics  # noqa: E402
 from utils.metrics import angles_to_class_centres  # noqa: E402  (the angles the logs report)
-
-MODALITIES = (("_a", "audio"), ("_v", "visual"))
 
 
 def run_metrics(run_dir: Path):
@@ -66,9 +68,10 @@ def feature_figures(label, saved: dict, out_dir: Path):
     labels, classes = saved["labels"], saved["classes"]
     outputs = []
     fig, ax = plt.subplots(figsize=(5, 3.6))
-    for suffix, name in MODALITIES:
-        angles = angles_to_class_centres(saved[f"feat{suffix}"], labels, len(classes))
-        ax.hist(angles.numpy(), bins=30, alpha=0.6, label=name)
+    tags = [key[len("feat_"):] for key in saved if key.startswith("feat_")]
+    for tag in tags:
+        angles = angles_to_class_centres(saved[f"feat_{tag}"], labels, len(classes))
+        ax.hist(angles.numpy(), bins=30, alpha=0.6, label=modality_label(tag))
     ax.set_xlabel("angle to class centre (degrees)")
     ax.set_ylabel("test samples")
     ax.set_title(label)
@@ -77,9 +80,11 @@ def feature_figures(label, saved: dict, out_dir: Path):
     outputs.append(out_dir / f"{label}_angle_hist.png")
     fig.savefig(outputs[-1], dpi=110)
     plt.close(fig)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, (suffix, name) in zip(axes, MODALITIES):
-        feat = saved[f"feat{suffix}"].double()
+    fig, axes = plt.subplots(1, len(tags), figsize=(5 * len(tags), 4), squeeze=False)
+    axes = axes[0]
+    for ax, tag in zip(axes, tags):
+        name = modality_label(tag)
+        feat = saved[f"feat_{tag}"].double()
         centred = feat - feat.mean(0)
         _, _, v = torch.linalg.svd(centred, full_matrices=False)  # PCA: project on the top-2 directions
         xy = (centred @ v[:2].T).numpy()
@@ -101,23 +106,27 @@ def plot_runs(run_dirs, out_dir=None):
     out_dir = Path(out_dir) if out_dir else run_dirs[0] / "plots"
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = [(d.name, run_metrics(d)) for d in run_dirs]
+    # the modalities' tags, as the runs logged them (one weight norm per modality every epoch)
+    tags = list(dict.fromkeys(t for _, rows in runs for r in rows[:1] for t in logged_tags(r, "weight_norm_")))
+    each = [(t, modality_label(t)) for t in tags]
+    angles = [f"test_angle_{kind}_{t}" for kind in ("centre", "weight") for t in tags]
     written = [
-        per_modality_figure(runs, "test accuracy (%)", [("test_acc", "fused"), ("test_acc_a", "audio"),
-                                                       ("test_acc_v", "visual")], "accuracy (%)", out_dir / "accuracy.png"),
-        per_modality_figure(runs, "test EER, first trial list (%)", [("test_eer", "fused"), ("test_eer_a", "audio"),
-                                                                    ("test_eer_v", "visual")], "EER (%)", out_dir / "eer.png"),
-        per_modality_figure(runs, "mean ground-truth logit (test)", [("test_gt_logit_a", "audio"),
-                                                                     ("test_gt_logit_v", "visual")], "logit",
+        per_modality_figure(runs, "test accuracy (%)", [("test_acc", "fused"), *((f"test_acc_{t}", n) for t, n in each)],
+                            "accuracy (%)", out_dir / "accuracy.png"),
+        per_modality_figure(runs, "test EER, first trial list (%)",
+                            [("test_eer", "fused"), *((f"test_eer_{t}", n) for t, n in each)], "EER (%)",
+                            out_dir / "eer.png"),
+        per_modality_figure(runs, "mean ground-truth logit (test)", [(f"test_gt_logit_{t}", n) for t, n in each], "logit",
                             out_dir / "gt_logits.png"),
-        per_modality_figure(runs, "classifier weight norm", [("weight_norm_a", "audio"), ("weight_norm_v", "visual")],
+        per_modality_figure(runs, "classifier weight norm", [(f"weight_norm_{t}", n) for t, n in each],
                             "mean row norm", out_dir / "weight_norms.png"),
         per_modality_figure(runs, "angle to class centre / class weight (test, mean +- std)",
-                            [("test_angle_centre_a", "audio to centre"), ("test_angle_centre_v", "visual to centre"),
-                             ("test_angle_weight_a", "audio to weight"), ("test_angle_weight_v", "visual to weight")],
+                            [(k, f"{modality_label(k.rsplit('_', 1)[1])} to {k.split('_')[2]}") for k in angles],
                             "degrees", out_dir / "angles.png",
                             std_keys={k: k.replace("angle_centre", "angle_centre_std").replace("angle_weight", "angle_weight_std")
-                                      for k in ("test_angle_centre_a", "test_angle_centre_v",
-                                                "test_angle_weight_a", "test_angle_weight_v")}),
+                                      for k in angles}),
+        per_modality_figure(runs, "Shapley contribution to test accuracy (percentage points)",
+                            [(f"test_shapley_{t}", n) for t, n in each], "accuracy points", out_dir / "shapley.png"),
     ]
     written = [path for path in written if path is not None]
     for d in run_dirs:

@@ -1,11 +1,11 @@
 """Result table of finished runs: one row per (method, fusion, MMCosine, scaling), mean +- std
 over seeds. Classification runs show the fused test accuracy under three model-selection
 protocols side by side: at the best validation epoch (runs with --val_split; best.pt's epoch),
-at the best test epoch (the papers' protocol) and at the last epoch, with the audio / visual
+at the best test epoch (the papers' protocol) and at the last epoch, with each modality's
 accuracy at best.pt's epoch. --metric acc_linear tables the release's fused accuracy instead (the
 fusion layer's plain linear output, which the released main_CD.py scored under MMCosine).
 Speaker-verification runs (main_Vox.py) show the lowest EER on the first trial list with its
-minDCF and audio / visual EERs, and the last epoch's EER.
+minDCF and each modality's EER, and the last epoch's EER.
 
     python scripts/summarize.py runs/sweep [more run dirs or folders of runs] [--metric acc|acc_linear]
                                 [--csv out.csv] [--plot out.png]
@@ -29,6 +29,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from dataset.modalities import label, logged_tags  # noqa: E402
 from utils.logger import read_metrics  # noqa: E402
 
 
@@ -39,19 +40,33 @@ class Kind(NamedTuple):
     columns: Tuple[Tuple[str, str], ...]  # (run field, table header)
 
 
-def accuracy_kind(metric: str) -> Kind:
+def accuracy_kind(metric: str, tags=()) -> Kind:
+    """`tags`: the modalities' tags of the runs (each modality's accuracy is a column)."""
     name = "acc" if metric == "acc" else metric
-    return Kind(True, {"acc_a": "test_acc_a", "acc_v": "test_acc_v", "f1": "test_f1"},
+    return Kind(True, {**{f"acc_{t}": f"test_acc_{t}" for t in tags}, "f1": "test_f1",
+                       **{f"shapley_{t}": f"test_shapley_{t}" for t in tags}},
                 (("at_best_val", f"test {name} at best val (%)"), ("best_test", f"best test {name} (%)"),
-                 ("last", f"last-epoch {name} (%)"), ("acc_a", "audio acc (%)"), ("acc_v", "visual acc (%)")))
+                 ("last", f"last-epoch {name} (%)"), *((f"acc_{t}", f"{label(t)} acc (%)") for t in tags)))
 
 
-VERIFICATION = Kind(False, {"min_dcf": "test_min_dcf", "eer_a": "test_eer_a", "eer_v": "test_eer_v"},
-                    (("best_test", "best EER (%)"), ("min_dcf", "minDCF"), ("eer_a", "audio EER (%)"),
-                     ("eer_v", "visual EER (%)"), ("last", "last-epoch EER (%)")))
+def verification_kind(tags=()) -> Kind:
+    return Kind(False, {"min_dcf": "test_min_dcf", **{f"eer_{t}": f"test_eer_{t}" for t in tags}},
+                (("best_test", "best EER (%)"), ("min_dcf", "minDCF"), *((f"eer_{t}", f"{label(t)} EER (%)") for t in tags),
+                 ("last", "last-epoch EER (%)")))
+
+
 RUN_COLUMNS = ["run", "kind", "metric", "method", "fusion", "mmcosine", "scaling", "seed", "epochs", "best_epoch",
-               "selected_on", "value", "at_best_val", "best_test", "last", "acc_a", "acc_v", "f1", "min_dcf", "eer_a",
-               "eer_v"]
+               "selected_on", "value", "at_best_val", "best_test", "last"]
+
+
+def run_columns(tags) -> list:
+    """The per-run CSV's columns for runs whose modalities have `tags` (in order)."""
+    return [*RUN_COLUMNS, *(f"acc_{t}" for t in tags), "f1", "min_dcf", *(f"eer_{t}" for t in tags),
+            *(f"shapley_{t}" for t in tags)]
+
+
+def union(lists) -> list:
+    return list(dict.fromkeys(x for items in lists for x in items))
 
 
 def fail(message: str):
@@ -88,7 +103,8 @@ def summarize_run(run_dir: Path, metric: str = "acc") -> dict:
     if not rows:
         fail(f"{run_dir}/metrics.jsonl holds no finished epoch. Let the run finish one, or leave it out")
     kind, stat = ("verification", "eer") if "test_eer" in rows[0] else ("accuracy", metric)
-    rule = VERIFICATION if kind == "verification" else accuracy_kind(metric)
+    tags = logged_tags(rows[0], "test_eer_" if kind == "verification" else "test_acc_")
+    rule = verification_kind(tags) if kind == "verification" else accuracy_kind(metric, tags)
     if f"test_{stat}" not in rows[0]:
         fail(f"{run_dir} logged no test_{stat} (a run made before it was logged). Summarize it with --metric acc")
     better = max if rule.higher_is_better else min
@@ -101,7 +117,7 @@ def summarize_run(run_dir: Path, metric: str = "acc") -> dict:
            "scaling": float(args["scaling"]) if args["mmcosine"] else None, "seed": args["random_seed"],
            "epochs": rows[-1]["epoch"], "best_epoch": held["epoch"], "selected_on": "val" if best_val else "test",
            "value": held[f"test_{stat}"], "at_best_val": best_val[f"test_{stat}"] if best_val else None,
-           "best_test": best_test[f"test_{stat}"], "last": rows[-1][f"test_{stat}"]}
+           "best_test": best_test[f"test_{stat}"], "last": rows[-1][f"test_{stat}"], "tags": tags}
     run.update({field: held.get(key) for field, key in rule.at_best.items()})
     return run
 
@@ -128,7 +144,8 @@ def markdown_table(runs, rule: Kind) -> str:
     for key in sorted(groups, key=lambda k: (k[0], k[1], k[2], k[3] or 0)):
         g = groups[key]
         method, fusion, mmcosine, scaling = key
-        values = " | ".join(mean_std([r[field] for r in g], digits=3 if field == "min_dcf" else 2) for field, _ in columns)
+        values = " | ".join(mean_std([r.get(field) for r in g], digits=3 if field == "min_dcf" else 2)
+                            for field, _ in columns)
         lines.append(f"| {method} | {fusion} | {'yes' if mmcosine else 'no'} | {'' if scaling is None else f'{scaling:g}'} "
                      f"| {','.join(str(r['seed']) for r in g)} | {values} "
                      f"| {mean_std([r['best_epoch'] for r in g], digits=0 if len(g) == 1 else 1)} |")
@@ -177,17 +194,20 @@ def main(argv=None):
     runs = [summarize_run(d, args.metric) for d in find_runs(args.paths, failed)]
     first = Path(args.paths[0]) if Path(args.paths[0]).is_dir() else Path(".")
     csv_path = Path(args.csv or first / "summary.csv")
+    tags = union(r["tags"] for r in runs)
     with open(csv_path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=RUN_COLUMNS)
+        writer = csv.DictWriter(fh, fieldnames=run_columns(tags), extrasaction="ignore")
         writer.writeheader()
         writer.writerows(runs)
-    rules = {"accuracy": accuracy_kind(args.metric), "verification": VERIFICATION}
+    tags_of = {kind: union(r["tags"] for r in runs if r["kind"] == kind) for kind in ("accuracy", "verification")}
+    rules = {"accuracy": accuracy_kind(args.metric, tags_of["accuracy"]),
+             "verification": verification_kind(tags_of["verification"])}
     kinds = [k for k in rules if any(r["kind"] == k for r in runs)]
     for kind in kinds:
         print(markdown_table([r for r in runs if r["kind"] == kind], rules[kind]), end="\n\n")
     if "accuracy" in kinds:
-        print("audio / visual accuracy and best epoch: at best.pt's epoch (the best validation epoch when the run "
-              "has a --val_split validation set, else the best test epoch)")
+        print(f"{' / '.join(label(t) for t in tags_of['accuracy'])} accuracy and best epoch: at best.pt's epoch (the "
+              "best validation epoch when the run has a --val_split validation set, else the best test epoch)")
     if failed:
         print(f"failed points, not in the table ({len(failed)}; rerun the sweep with --retry_failed to try again):")
         print("\n".join(f"- {run}: {reason}" for run, reason in failed.items()))

@@ -47,12 +47,13 @@ def test_angle_stats_against_a_loop():
 
 
 def test_meter_f1_and_accuracy_agree_with_the_predictions():
-    from models import AVOutput
+    from models import ModalOutput
     torch.manual_seed(0)
     logits = torch.randn(3, 10, 4)
     labels = torch.randint(0, 4, (10,))
-    meter = EpochMeter()
-    meter.update(AVOutput(torch.zeros(10, 2), torch.zeros(10, 2), logits[1], logits[2], logits[0]), labels)
+    meter = EpochMeter({"audio": "a", "visual": "v"})
+    meter.update(ModalOutput({"audio": torch.zeros(10, 2), "visual": torch.zeros(10, 2)},
+                             {"audio": logits[1], "visual": logits[2]}, logits[0]), labels)
     stats = meter.result()
     for head, lg in zip(("", "_a", "_v"), logits):
         assert stats[f"acc{head}"] == pytest.approx(100 * (lg.argmax(1) == labels).float().mean().item())

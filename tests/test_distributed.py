@@ -100,8 +100,9 @@ def test_methods_not_checked_under_torchrun_refuse_it(monkeypatch):
     from utils import distributed
     from dataset.errors import DataError
     from types import SimpleNamespace
+    from dataset.modalities import AUDIO_VISUAL
     monkeypatch.setattr(distributed, "world_size", lambda: 2)
     for name in ("pmr", "cml", "umt", "ume"):
         with pytest.raises(DataError, match="without torchrun"):
-            build_method(SimpleNamespace(method=name, amp="off"))
+            build_method(SimpleNamespace(method=name, amp="off"), AUDIO_VISUAL)
     assert all(METHODS[name.split("@")[0]].single_process_only is None for name in TORCHRUN_METHODS)

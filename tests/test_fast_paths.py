@@ -11,7 +11,8 @@ import main_CD
 from conftest import TINY_FLAGS
 from dataset import CremadDataset, load_splits, resolve_class_list, resolve_frames_dir
 from dataset.cache import FeatureCache
-from models import AVClassifier
+from dataset.modalities import AUDIO_VISUAL
+from helpers.tiny_models import resnet_classifier as AVClassifier
 from utils.caching import attach_caches
 from utils.engine import to_device
 from utils.precision import Precision
@@ -112,11 +113,11 @@ def test_training_from_the_cache_and_evaluating_with_and_without_it(tmp_path, de
 def test_bf16_autocast_stays_close_to_fp32(mmcosine):
     torch.manual_seed(0)
     model = AVClassifier(6, "gated", mmcosine=mmcosine).eval()
-    audio, visual = torch.randn(2, 1, 64, 48), torch.randn(2, 3, 1, 32, 32)
+    x = {"audio": torch.randn(2, 1, 64, 48), "visual": torch.randn(2, 3, 1, 32, 32)}
     with torch.no_grad():
-        ref = model(audio, visual)
+        ref = model(x)
         with Precision("bf16", torch.device("cpu")).autocast():
-            low = model(audio, visual)
+            low = model(x)
     assert low.logits.dtype == torch.float32 if mmcosine else low.logits.dtype == torch.bfloat16
     scale = ref.logits.abs().max()
     assert (low.logits.float() - ref.logits).abs().max() <= 0.05 * scale
@@ -130,10 +131,10 @@ def test_fp16_steps_use_a_grad_scaler_and_update_weights():
     assert precision.scaler.is_enabled()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     before = model.fusion.fc_out.weight.detach().clone()
-    audio, visual, labels = torch.randn(2, 1, 64, 48), torch.randn(2, 3, 1, 32, 32), torch.tensor([0, 1])
+    x, labels = {"audio": torch.randn(2, 1, 64, 48), "visual": torch.randn(2, 3, 1, 32, 32)}, torch.tensor([0, 1])
     for _ in range(20):  # steps whose fp16 gradients overflow are skipped while the scale comes down
         with precision.autocast():
-            out = model(audio, visual)
+            out = model(x)
         precision.backward_step(torch.nn.functional.cross_entropy(out.logits.float(), labels), opt)
         if not torch.equal(before, model.fusion.fc_out.weight):
             break
@@ -147,9 +148,9 @@ def test_channels_last_gives_the_same_outputs():
     batch = (torch.randn(2, 1, 64, 48), torch.randint(0, 255, (2, 3, 2, 32, 32), dtype=torch.uint8), torch.tensor([0, 1]))
     device = torch.device("cpu")
     with torch.no_grad():
-        ref = model(*to_device(batch, device)[:2])
+        ref = model(to_device(batch, AUDIO_VISUAL, device)[0])
         model.to(memory_format=torch.channels_last)
-        fast = model(*to_device(batch, device, channels_last=True)[:2])
+        fast = model(to_device(batch, AUDIO_VISUAL, device, channels_last=True)[0])
     assert torch.allclose(ref.logits, fast.logits, atol=1e-4)
 
 

@@ -13,7 +13,8 @@ import torch.nn.functional as F
 import main_CD
 import main_Vox
 from conftest import ROOT, TINY_FLAGS
-from models import AVClassifier
+from dataset.modalities import AUDIO_VISUAL
+from helpers.tiny_models import resnet_classifier
 from utils.methods import build_method
 
 
@@ -22,43 +23,50 @@ def greedy_args(**kw):
                               "greedy_loss": "fused", "greedy_main_with_head": False, **kw})
 
 
+def greedy(**kw):
+    return build_method(greedy_args(**kw), AUDIO_VISUAL)
+
+
 @pytest.fixture
 def greedy_model():
     torch.manual_seed(0)
-    model = AVClassifier(3, "concat")
-    build_method(greedy_args()).configure_model(model)
-    return model, torch.randn(4, 1, 64, 48), torch.randn(4, 3, 2, 32, 32), torch.tensor([0, 1, 2, 0])
+    model = resnet_classifier(3, "concat")
+    greedy().configure_model(model)
+    inputs = {"audio": torch.randn(4, 1, 64, 48), "visual": torch.randn(4, 3, 2, 32, 32)}
+    return model, inputs, torch.tensor([0, 1, 2, 0])
 
 
 def test_mmtm_gates_carry_information_across_and_a_cut_stops_it(greedy_model):
-    model, audio, visual, _ = greedy_model
+    model, inputs, _ = greedy_model
+    audio, visual = inputs["audio"], inputs["visual"]
     other_visual, other_audio = torch.randn_like(visual), torch.randn_like(audio)
     model.train()
     with torch.no_grad():
-        a, v = model.encode(audio, visual)
-        assert not torch.allclose(model.encode(audio, other_visual)[0], a)   # audio branch hears the visual one
+        a = model.encode(inputs)["audio"]
+        assert not torch.allclose(model.encode({"audio": audio, "visual": other_visual})["audio"], a)  # hears visual
         model.mid_fusion.cut = "audio"
         means = {name: b.clone() for name, b in model.mid_fusion.named_buffers()}
-        a_cut, v_cut = model.encode(audio, visual)
+        cut = model.encode(inputs)
         model.mid_fusion.load_state_dict(means, strict=False)  # each training forward moves the running mean; undo that
-        torch.testing.assert_close(model.encode(audio, other_visual)[0], a_cut)  # ... not while cut off
-        assert not torch.allclose(model.encode(other_audio, visual)[1], v_cut)   # visual still hears audio
+        # ... not while cut off; visual still hears audio
+        torch.testing.assert_close(model.encode({"audio": audio, "visual": other_visual})["audio"], cut["audio"])
+        assert not torch.allclose(model.encode({"audio": other_audio, "visual": visual})["visual"], cut["visual"])
         model.mid_fusion.cut = None
     # Without mid-level fusion the encoders are independent: the model has no MMTM path.
     assert model.mid_fusion_name == "mmtm" and len(model.mid_fusion.mmtms) == 3
 
 
 def test_gate_running_mean_is_the_mean_over_training_forwards(greedy_model):
-    model, audio, visual, _ = greedy_model
+    model, inputs, _ = greedy_model
     mmtm = model.mid_fusion.mmtms[0]
     seen = []
     hook = mmtm.excite_audio.register_forward_hook(lambda m, i, o: seen.append(torch.sigmoid(o).mean(0).detach()))
     model.train()
     with torch.no_grad():
         for _ in range(3):
-            model(torch.randn_like(audio), torch.randn_like(visual))
+            model({m: torch.randn_like(x) for m, x in inputs.items()})
         model.eval()
-        model(audio, visual)  # evaluation leaves the running mean alone
+        model(inputs)  # evaluation leaves the running mean alone
     hook.remove()
     torch.testing.assert_close(mmtm.mean_gate_audio, torch.stack(seen[:3]).mean(0))
     assert mmtm.steps.item() == 3
@@ -69,15 +77,15 @@ def relative_speed_direct(params):
 
 
 def test_speed_gap_and_rebalancing_schedule(greedy_model):
-    model, audio, visual, labels = greedy_model
+    model, inputs, labels = greedy_model
     model.train()
-    F.cross_entropy(model(audio, visual).logits, labels).backward()
+    F.cross_entropy(model(inputs).logits, labels).backward()
     bypass = model.mid_fusion.parameter_groups()
-    main = {"audio": list(model.audio_encoder.parameters()), "visual": list(model.visual_encoder.parameters())}
+    main = {"audio": list(model.encoders["audio"].parameters()), "visual": list(model.encoders["visual"].parameters())}
     bdr = {m: math.log10(relative_speed_direct(bypass[m]) / relative_speed_direct(main[m])) for m in main}
     expected_gap = bdr["audio"] - bdr["visual"]
 
-    method = build_method(greedy_args(greedy_epsilon=0.0))
+    method = greedy(greedy_epsilon=0.0)
     log = method.before_step(model, None, labels, epoch=1)          # before --greedy_starts: measure only
     # The method takes float32 norms on the parameters' device; the reference sums in float64.
     assert log["greedy_speed_gap"] == pytest.approx(expected_gap, rel=1e-4) and model.mid_fusion.cut is None
@@ -92,29 +100,51 @@ def test_speed_gap_and_rebalancing_schedule(greedy_model):
     # Speeds are summed only on measuring steps: the first call, and calls 1 and 5 of the loop.
     assert method.speed_sums["main_audio"] == pytest.approx(3 * relative_speed_direct(main["audio"]), rel=1e-4)
 
-    calm = build_method(greedy_args(greedy_epsilon=1e9))
+    calm = greedy(greedy_epsilon=1e9)
     for _ in range(3):
         calm.before_step(model, None, labels, epoch=5)
     assert model.mid_fusion.cut is None and not calm.rebalancing
 
 
 def test_nyukat_options_count_the_head_in_the_main_path_and_sum_branch_losses(greedy_model):
-    model, audio, visual, labels = greedy_model
+    model, inputs, labels = greedy_model
     model.train()
-    out = model(audio, visual)
-    method = build_method(greedy_args(greedy_loss="branches", greedy_main_with_head=True))
+    out = model(inputs)
+    method = greedy(greedy_loss="branches", greedy_main_with_head=True)
     loss = method.loss(out, labels, 1)
-    assert loss.item() == pytest.approx((F.cross_entropy(out.logits_a, labels) + F.cross_entropy(out.logits_v, labels)).item())
+    expected = F.cross_entropy(out.unimodal["audio"], labels) + F.cross_entropy(out.unimodal["visual"], labels)
+    assert loss.item() == pytest.approx(expected.item())
     loss.backward()
     w, g = model.fusion.fc_out.weight, model.fusion.fc_out.weight.grad
     bypass = model.mid_fusion.parameter_groups()
-    encoders = {"audio": list(model.audio_encoder.parameters()), "visual": list(model.visual_encoder.parameters())}
+    encoders = {m: list(model.encoders[m].parameters()) for m in ("audio", "visual")}
     heads = {"audio": (w[:, :512], g[:, :512]), "visual": (w[:, 512:], g[:, 512:])}
     main = {m: (sum((p.grad ** 2).sum().item() for p in ps) + (heads[m][1] ** 2).sum().item())
             / (sum((p ** 2).sum().item() for p in ps) + (heads[m][0] ** 2).sum().item()) for m, ps in encoders.items()}
     bdr = {m: math.log10(relative_speed_direct(bypass[m]) / main[m]) for m in main}
     log = method.before_step(model, None, labels, epoch=1)
     assert log["greedy_speed_gap"] == pytest.approx(bdr["audio"] - bdr["visual"], rel=1e-4)
+
+
+def test_greedy_on_another_pair_measures_and_cuts_by_name():
+    """Any two modalities with ResNet trunks: d = BDR_first - BDR_second in the dataset's order, keys by name."""
+    from dataset.modalities import Modality
+    from models import AudioEncoder, MultiModalClassifier, VisualEncoder
+    pair = (Modality("x", "x", None), Modality("y", "y", None))
+    torch.manual_seed(0)
+    model = MultiModalClassifier(3, {"x": AudioEncoder(), "y": VisualEncoder()}, "concat")
+    method = build_method(greedy_args(greedy_epsilon=0.0, greedy_starts=1), pair)
+    method.configure_model(model)
+    model.train()
+    inputs = {"x": torch.randn(4, 1, 64, 48), "y": torch.randn(4, 3, 2, 32, 32)}
+    F.cross_entropy(model(inputs).logits, torch.tensor([0, 1, 2, 0])).backward()
+    bypass = model.mid_fusion.parameter_groups()
+    bdr = {m: math.log10(relative_speed_direct(bypass[m]) / relative_speed_direct(list(model.encoders[m].parameters())))
+           for m in ("x", "y")}
+    log = method.before_step(model, None, None, epoch=1)
+    assert set(log) == {"greedy_rebalancing_x", "greedy_rebalancing_y", "greedy_speed_gap"}
+    assert log["greedy_speed_gap"] == pytest.approx(bdr["x"] - bdr["y"], rel=1e-4)
+    assert model.mid_fusion.cut == ("x" if bdr["x"] > bdr["y"] else "y")  # the window opens for the slower branch
 
 
 def test_greedy_trains_evaluates_and_probes_end_to_end(demo_root, tmp_path, capsys):

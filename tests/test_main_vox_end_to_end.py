@@ -13,7 +13,7 @@ import main_Vox
 from dataset.demo_voxceleb import write_voxceleb_demo
 from dataset.voxceleb import read_trial_lists
 from utils import trials
-from utils.build import fill_model_flags
+from utils.build import build_model, fill_model_flags
 from utils.sampling import make_loader
 from utils.verification import eer, min_dcf
 
@@ -93,7 +93,7 @@ def test_embeddings_and_scores_match_a_direct_computation(vox_run, vox_root):
     args = main_Vox.build_parser().parse_args([*data_flags(vox_root), *TINY])
     fill_model_flags(args, ckpt, main_Vox.SOURCE.model_defaults)
     assert (args.fusion_method, args.mmcosine, args.n_mels, args.speaker_pooling) == ("film", True, 40, "sap")
-    model = main_Vox.build_model(args, ckpt["model_config"]["n_classes"])
+    model = build_model(args, ckpt["model_config"]["n_classes"], main_Vox.build_encoders(args))
     model.load_state_dict(ckpt["model"])
     model.eval()
     test = read_trial_lists([vox_root / "vox2_test.csv"], vox_root / "wav", vox_root / "faces", 1.0, 2, 32)
@@ -103,12 +103,13 @@ def test_embeddings_and_scores_match_a_direct_computation(vox_run, vox_root):
     with torch.no_grad():
         for i in (0, 7, len(test) - 1):
             audio, frames, row = test[i]
-            out = model(audio[None], (frames[None].float() / 255 - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1, 1))
-                        / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1, 1))
+            out = model({"audio": audio[None],
+                         "visual": (frames[None].float() / 255 - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1, 1))
+                         / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1, 1)})
             assert row == i
             direct[i] = out
             torch.testing.assert_close(embedded[""][i], out.logits[0], rtol=1e-4, atol=1e-4)
-            torch.testing.assert_close(embedded["_a"][i], out.logits_a[0], rtol=1e-4, atol=1e-4)
+            torch.testing.assert_close(embedded["_a"][i], out.unimodal["audio"][0], rtol=1e-4, atol=1e-4)
     # --save_features kept the same vectors, for the utterances of both lists.
     saved = torch.load(vox_run / "features_best.pt", weights_only=True)
     assert len(saved["utterances"]) == len(saved["logits"]) == 18

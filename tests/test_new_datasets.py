@@ -122,7 +122,7 @@ def test_main_ks_trains_and_evaluates_on_its_layout(trees, tmp_path):
     main_KS.main(["--train", "--data_root", str(trees["ks"]), "--run_dir", str(run), *SHORT])
     row = json.loads((run / "metrics.jsonl").read_text())
     assert (row["train_count"], row["test_count"]) == (13, 5)  # 3 clips of each of the 6 classes, every 4th for test
-    assert torch.load(run / "last.pt", weights_only=True)["model"]["audio_encoder.trunk.0.weight"].shape[1] == 1
+    assert torch.load(run / "last.pt", weights_only=True)["model"]["encoders.audio.trunk.0.weight"].shape[1] == 1
     stats = main_KS.main(["--ckpt_path", str(run / "best.pt"), "--no_progress"])
     assert stats["acc"] == pytest.approx(row["test_acc"])
 

@@ -1,4 +1,7 @@
-"""MMPareto, PMR, AGM, InfoReg, MBSD, CML, OPM, UMT and UME: each mechanism against a direct computation."""
+"""MMPareto, PMR, AGM, InfoReg, MBSD, CML, OPM, UMT and UME: each mechanism against a direct computation, on
+the audio-visual pair and, for the methods defined for any number of modalities (MMPareto, AGM, CML), on the
+generated three-modality set (tests/helpers/tiny_models.py THREE); the pairwise ones refuse it in one line."""
+import itertools
 import math
 from types import SimpleNamespace
 
@@ -6,8 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers.tiny_models import tiny_classifier
-from utils.methods import build_method
+from dataset.errors import DataError
+from dataset.modalities import AUDIO_VISUAL
+from helpers.tiny_models import IN_CHANNELS, THREE, build, tiny_classifier
 from utils.methods.agm import ScaleGradient, agm_coefficients, shapley_outputs
 from utils.methods.base import encoder_params
 from utils.methods.cml import cml_loss
@@ -30,23 +34,30 @@ def args_for(method, **kw):
     return SimpleNamespace(**{**base, **kw})
 
 
-def batch(n=4):
+def batch(n=4, modalities=AUDIO_VISUAL):
+    """({name: input}, labels): audio-like (n, 1, 64, 48) single-channel inputs, (n, 3, 1, 32, 32) frames."""
     g = torch.Generator().manual_seed(3)
-    return (torch.randn(n, 1, 64, 48, generator=g), torch.randn(n, 3, 1, 32, 32, generator=g),
-            torch.tensor([0, 1, 2, 0, 1, 2][:n]))
+    shapes = {1: (n, 1, 64, 48), 3: (n, 3, 1, 32, 32)}
+    inputs = {m.name: torch.randn(*shapes[IN_CHANNELS[m.name]], generator=g) for m in modalities}
+    return inputs, torch.tensor([0, 1, 2, 0, 1, 2][:n])
 
 
-def model_for(method, fusion="concat", mmcosine=False, **kw):
-    model = tiny_classifier(3, fusion, mmcosine=mmcosine)
-    m = build_method(args_for(method, **kw))
+def model_for(method, fusion="concat", mmcosine=False, modalities=AUDIO_VISUAL, **kw):
+    model = tiny_classifier(3, fusion, mmcosine=mmcosine, modalities=modalities)
+    m = build(args_for(method, **kw), modalities)
     m.configure_model(model)
     return model, m
 
 
-def step_of(model, lr=1.0, epoch=1):
-    audio, visual, labels = batch()
+def step_of(model, lr=1.0, epoch=1, modalities=AUDIO_VISUAL):
+    inputs, labels = batch(modalities=modalities)
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=lr)
-    return Step(model, model, optimizer, Precision("off", torch.device("cpu")), audio, visual, labels, epoch, 0)
+    return Step(model, model, optimizer, Precision("off", torch.device("cpu")), inputs, labels, epoch, 0)
+
+
+def encoder_of(name):
+    """The modality whose encoder holds the parameter `name`, or None."""
+    return name.split(".")[1] if name.startswith("encoders.") else None
 
 
 # ---- MMPareto
@@ -69,31 +80,35 @@ def test_pareto_weights_are_equal_when_gradients_agree_and_min_norm_when_they_co
     assert new.norm().item() == pytest.approx(150.0)
 
 
-def test_mmpareto_step_is_the_authors_update():
-    model, method = model_for("mmpareto")
+@pytest.mark.parametrize("modalities", [AUDIO_VISUAL, THREE], ids=["av", "three"])
+def test_mmpareto_step_is_the_authors_update(modalities):
+    names = [m.name for m in modalities]
+    model, method = model_for("mmpareto", modalities=modalities)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    step = step_of(model)
+    step = step_of(model, modalities=modalities)
     out, logged = method.train_step(step)
-    # Directly: the per-loss gradients by separate backward passes, as MMPareto.py.
-    ref = tiny_classifier(3, "concat")
+    # Directly: the per-loss gradients by separate backward passes, as MMPareto.py: the fused loss and one
+    # loss per modality's own head.
+    ref = tiny_classifier(3, "concat", modalities=modalities)
     ref.add_unimodal_heads()
     ref.load_state_dict({n: before[n] for n in before}, strict=False)
     ref.train()
-    o = ref(step.audio, step.visual)
-    losses = [F.cross_entropy(x, step.labels) for x in (o.logits, o.head_a, o.head_v)]
+    o = ref(step.inputs)
+    losses = {"mm": F.cross_entropy(o.logits, step.labels)}
+    losses.update({m: F.cross_entropy(o.heads[m], step.labels) for m in names})
     grads = {}
-    for key, loss in zip(("mm", "audio", "visual"), losses):
+    for key, loss in losses.items():
         ref.zero_grad()
         loss.backward(retain_graph=True)
         grads[key] = {n: p.grad.clone() for n, p in ref.named_parameters() if p.grad is not None}
     ref.zero_grad()
-    sum(losses).backward()
+    sum(losses.values()).backward()
     for n, p in ref.named_parameters():
         expected = p.grad
-        modality = n.split("_")[0]
-        if n.split(".")[0] in ("audio_encoder", "visual_encoder"):
-            names = [k for k, _ in ref.named_parameters() if k.startswith(modality + "_encoder")]
-            flat = lambda key: torch.cat([grads[key][k].reshape(-1) for k in names])  # noqa: E731
+        modality = encoder_of(n)
+        if modality is not None:
+            own = [k for k, _ in ref.named_parameters() if encoder_of(k) == modality]
+            flat = lambda key: torch.cat([grads[key][k].reshape(-1) for k in own])  # noqa: E731
             w_mm, w_uni, cosine = pareto_weights(flat("mm"), flat(modality))
             assert logged[f"mmpareto_cos_{modality}"] == pytest.approx(cosine, rel=1e-5)
             new = 2 * w_mm * grads["mm"][n] + 2 * w_uni * grads[modality][n]
@@ -101,22 +116,25 @@ def test_mmpareto_step_is_the_authors_update():
             expected = (ratio * new if ratio > 1 else new) * 1.5
         torch.testing.assert_close(dict(model.named_parameters())[n].detach(), before[n] - expected,
                                    rtol=1e-4, atol=1e-6, msg=n)
+    assert sorted(k for k in logged if k.startswith("mmpareto_cos_")) == sorted(f"mmpareto_cos_{m}" for m in names)
 
 
-def test_mmpareto_balancebenchmark_variant_triples_the_encoder_gradients():
-    model, method = model_for("mmpareto", mmpareto_variant="balancebenchmark")
+@pytest.mark.parametrize("modalities", [AUDIO_VISUAL, THREE], ids=["av", "three"])
+def test_mmpareto_balancebenchmark_variant_triples_the_encoder_gradients(modalities):
+    model, method = model_for("mmpareto", mmpareto_variant="balancebenchmark", modalities=modalities)
     assert model.unimodal_heads is None
-    step = step_of(model)
+    step = step_of(model, modalities=modalities)
     out = step.forward()
     loss = method.loss(out, step.labels, 1)
-    expected = F.cross_entropy(out.logits, step.labels) + F.cross_entropy(out.logits_a, step.labels) + \
-        F.cross_entropy(out.logits_v, step.labels)
+    expected = F.cross_entropy(out.logits, step.labels)
+    for m in modalities:
+        expected = expected + F.cross_entropy(out.unimodal[m.name], step.labels)
     assert loss.item() == pytest.approx(expected.item())
     loss.backward()
     plain = {n: p.grad.clone() for n, p in model.named_parameters()}
     method.before_step(model, out, step.labels, 1)
     for n, p in model.named_parameters():
-        factor = 3.0 if n.split(".")[0] in ("audio_encoder", "visual_encoder") else 1.0
+        factor = 3.0 if encoder_of(n) is not None else 1.0
         assert torch.allclose(p.grad, factor * plain[n]), n
 
 
@@ -129,20 +147,20 @@ def test_prototype_logits_are_negative_distances():
 
 def test_pmr_boosts_the_modality_behind_on_its_prototypes_and_computes_class_means():
     model, method = model_for("pmr")
-    audio, visual, labels = batch()
+    inputs, labels = batch()
     model.eval()
     with torch.no_grad():
-        out = model(audio, visual)
+        out = model(inputs)
     method.train_set = list(range(4))
     method.forward_batches = lambda dataset, keys: iter([(out, labels)])
     method.compute_prototypes(1, 3)
-    for m, feats in (("audio", out.enc_a), ("visual", out.enc_v)):
-        means = torch.stack([feats[labels == k].mean(0) for k in range(3)])
+    for m in ("audio", "visual"):
+        means = torch.stack([out.enc[m][labels == k].mean(0) for k in range(3)])
         assert torch.allclose(method.prototypes[m], means, atol=1e-6)
     # Make audio lead: its prototypes are its own features' class means, the visual ones far away.
     method.prototypes["visual"] = method.prototypes["visual"] + 100.0
     loss = method.loss(out, labels, 1)
-    proto_v = prototype_logits(out.enc_v, method.prototypes["visual"])
+    proto_v = prototype_logits(out.enc["visual"], method.prototypes["visual"])
     expected = F.cross_entropy(out.logits, labels) + 2.0 * F.cross_entropy(proto_v, labels)
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
     assert method.logged["pmr_boosted_visual"] == 1.0 and method.logged["pmr_boosted_audio"] == 0.0
@@ -152,12 +170,55 @@ def test_pmr_boosts_the_modality_behind_on_its_prototypes_and_computes_class_mea
 # ---- AGM
 def test_agm_shapley_outputs_sum_to_the_full_output_and_coefficients_follow_the_authors():
     full, no_v, no_a = torch.randn(3, 4), torch.randn(3, 4), torch.randn(3, 4)
-    m_a, m_v = shapley_outputs(full, no_v, no_a)
-    assert torch.allclose(m_a + m_v, full) and torch.allclose(m_a, (full - no_a + no_v) / 2)
+    mono = shapley_outputs(full, {("audio",): no_v, ("visual",): no_a}, ("audio", "visual"))
+    assert torch.allclose(mono["audio"] + mono["visual"], full)
+    assert torch.allclose(mono["audio"], (full - no_a + no_v) / 2)
+    assert torch.allclose(mono["visual"], (full - no_v + no_a) / 2)
     # Audio's loss is now lower (relative to visual) than on average: audio is slowed, visual sped up.
-    coeff_a, coeff_v = agm_coefficients(score_a=0.5, score_v=1.5, mean_a=1.0, mean_v=1.0, alpha=1.5)
-    assert coeff_a == pytest.approx(math.exp(1.5 * (1 - math.exp(1.0))))
-    assert coeff_a < 1 < coeff_v
+    coeffs = agm_coefficients({"audio": 0.5, "visual": 1.5}, {"audio": 1.0, "visual": 1.0}, alpha=1.5)
+    assert coeffs["audio"] == pytest.approx(math.exp(1.5 * (1 - math.exp(1.0))))
+    assert coeffs["visual"] == pytest.approx(math.exp(1.5 * min(1 - math.exp(-1.0), 10)))
+    assert coeffs["audio"] < 1 < coeffs["visual"]
+
+
+def urfunny_outputs(f):
+    """The authors' three-modality mono-modal outputs, as model/URFunny_net.py writes them (t, a, v there; x, y, z
+    here), from f[the modalities kept] (their all-zeroed pass enters none of them)."""
+    total, pad_t, pad_a, pad_v = f["xyz"], f["yz"], f["xz"], f["xy"]
+    pad_va, pad_vt, pad_at = f["x"], f["y"], f["z"]
+    return {"x": (total - pad_t + pad_va) / 3 + (pad_v - pad_at + pad_a - pad_vt) / 6,
+            "y": (total - pad_a + pad_vt) / 3 + (pad_v - pad_at + pad_t - pad_va) / 6,
+            "z": (total - pad_v + pad_at) / 3 + (pad_a - pad_vt + pad_t - pad_va) / 6}
+
+
+def test_agm_shapley_outputs_on_three_modalities_are_the_authors_urfunny_outputs():
+    g = torch.Generator().manual_seed(0)
+    f = {"".join(kept): torch.randn(5, 3, generator=g)
+         for size in (1, 2, 3) for kept in itertools.combinations("xyz", size)}
+    mono = shapley_outputs(f["xyz"], {tuple(k): f[k] for k in f if len(k) < 3}, ("x", "y", "z"))
+    expected = urfunny_outputs(f)
+    for m in "xyz":
+        torch.testing.assert_close(mono[m], expected[m], rtol=1e-5, atol=1e-6, msg=m)
+    torch.testing.assert_close(mono["x"] + mono["y"] + mono["z"], f["xyz"], rtol=1e-5, atol=1e-5)
+    # The Shapley value as the mean marginal gain over the 3! orders of arrival, v(empty) = 0.
+    for m in "xyz":
+        gains = []
+        for order in itertools.permutations("xyz"):
+            before = "".join(sorted(order[:order.index(m)]))
+            after = "".join(sorted(before + m))
+            gains.append(f[after] - (f[before] if before else 0))
+        torch.testing.assert_close(mono[m], sum(gains) / 6, rtol=1e-5, atol=1e-6, msg=m)
+
+
+def test_agm_coefficients_on_three_modalities_are_the_authors_urfunny_ones():
+    scores, means = {"x": 0.4, "y": 1.1, "z": 0.9}, {"x": 0.8, "y": 0.7, "z": 1.0}
+    coeffs = agm_coefficients(scores, means, alpha=1.5)
+    mean_score, optimal_mean = sum(scores.values()) / 3, sum(means.values()) / 3
+    for m in scores:  # run/URFunny_main.py, with the CREMA-D cap 10 (UR-Funny's script caps at 7)
+        ratio = math.exp((mean_score - scores[m]) * 3 / 2)
+        optimal = math.exp((optimal_mean - means[m]) * 3 / 2)
+        assert coeffs[m] == pytest.approx(math.exp(1.5 * min(optimal - ratio, 10)), rel=1e-12), m
+    assert coeffs["x"] < 1 < coeffs["y"]  # x now ahead of its average standing: slowed; y behind: sped up
 
 
 def test_scale_gradient_scales_only_the_backward():
@@ -183,21 +244,22 @@ def test_inforeg_holds_the_leading_encoder_towards_its_epoch_start():
     with torch.no_grad():
         for p in encoder_params(model, "audio") + encoder_params(model, "visual"):
             p.add_(0.01)
-    audio, visual, labels = batch()
-    out = model(audio, visual)
+    inputs, labels = batch()
+    out = model(inputs)
     loss = method.loss(out, labels, 1)
     assert loss.item() == pytest.approx(sum(F.cross_entropy(x, labels).item()
-                                            for x in (out.logits, out.logits_a, out.logits_v)), rel=1e-5)
+                                            for x in (out.logits, out.unimodal["audio"], out.unimodal["visual"])),
+                                        rel=1e-5)
     loss.backward()
     plain = {n: p.grad.clone() for n, p in model.named_parameters()}
     logged = method.before_step(model, out, labels, 1)
-    s_a = out.logits_a.softmax(1).gather(1, labels[:, None]).sum().item()
-    s_v = out.logits_v.softmax(1).gather(1, labels[:, None]).sum().item()
+    s_a = out.unimodal["audio"].softmax(1).gather(1, labels[:, None]).sum().item()
+    s_v = out.unimodal["visual"].softmax(1).gather(1, labels[:, None]).sum().item()
     held = "audio" if s_a > s_v else "visual"
     beta = (0.95 if held == "audio" else 0.1) * math.exp(math.tanh(abs(s_a - s_v)))
     assert logged[f"inforeg_held_{held}"] == 1.0
     for n, p in model.named_parameters():
-        extra = beta * 0.01 if n.startswith(f"{held}_encoder") else 0.0
+        extra = beta * 0.01 if encoder_of(n) == held else 0.0
         assert torch.allclose(p.grad, plain[n] + extra, atol=1e-6), n
     trace = method.end_epoch(1, model)["inforeg_fisher_trace_audio"]
     direct = sum((p.grad ** 2).mean().item() for p in encoder_params(model, "audio") if p.dim() in (2, 4))
@@ -220,24 +282,77 @@ def test_mbsd_loss_per_sample():
     assert total.item() == pytest.approx(expected.item(), rel=1e-5)
 
 
+def zeroed_fusion(model, feat, dropped):
+    """The fused logits with the features of the `dropped` modalities zeroed."""
+    return model.fusion({m: torch.zeros_like(f) if m in dropped else f for m, f in feat.items()})[1]
+
+
 @pytest.mark.parametrize("fusion,mmcosine", [("concat", False), ("sum", False), ("concat", True)])
 def test_cml_partial_prediction_is_the_model_without_the_removed_modality(fusion, mmcosine):
     model, method = model_for("cml", fusion=fusion, mmcosine=mmcosine)
-    audio, visual, labels = batch()
-    out = model(audio, visual)
-    method.removed = "visual"
-    partial = method.partial_logits(out)
-    zeros = torch.zeros_like(out.feat_v)
+    inputs, labels = batch()
+    out = model(inputs)
+    method.removed = ("visual",)
+    partials = method.partial_logits(out)
+    assert len(partials) == 1
     if mmcosine:
-        direct = model.unimodal_logits(out.feat_a, out.feat_v)[0]
+        direct = model.unimodal_logits(out.feat)["audio"]
     else:
-        direct = model.fusion(out.feat_a, zeros)[2]
-    assert torch.allclose(partial, direct, atol=1e-5)
-    loss, hinge = cml_loss(out.logits, partial, labels, 0.1)
-    gap = (partial.softmax(1).max(1).values - out.logits.softmax(1).max(1).values).sum()
+        direct = zeroed_fusion(model, out.feat, {"visual"})
+    assert torch.allclose(partials[0], direct, atol=1e-5)
+    loss, hinge = cml_loss(out.logits, partials, labels, 0.1)
+    gap = (partials[0].softmax(1).max(1).values - out.logits.softmax(1).max(1).values).sum()
     assert hinge.item() == pytest.approx(max(gap.item(), 0.0), abs=1e-6)
-    assert loss.item() == pytest.approx(((F.cross_entropy(out.logits, labels) + F.cross_entropy(partial, labels)) / 2
-                                         + 0.1 * hinge).item(), rel=1e-5)
+    assert loss.item() == pytest.approx(((F.cross_entropy(out.logits, labels) + F.cross_entropy(partials[0], labels))
+                                         / 2 + 0.1 * hinge).item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("fusion,mmcosine", [("concat", False), ("sum", False), ("concat", True)])
+@pytest.mark.parametrize("kind", ["batch", "sample"])
+def test_cml_on_three_modalities_removes_them_one_after_another(fusion, mmcosine, kind):
+    """BalanceBenchmark's CML_trainer for three: z_1 without z, z_2 without z and y; (CE(z) + CE(z_1) + CE(z_2)) / 3
+    plus lambda times the penalties of z_1 against z and of z_2 against z_1."""
+    model, method = model_for("cml", fusion=fusion, mmcosine=mmcosine, modalities=THREE, cml_penalty=kind)
+    inputs, labels = batch(6, THREE)
+    out = model(inputs)
+    method.removed = ("z", "y")
+    if mmcosine:
+        cos = model.unimodal_logits(out.feat)
+        direct = [cos["x"] + cos["y"], cos["x"]]
+    else:
+        direct = [zeroed_fusion(model, out.feat, {"z"}), zeroed_fusion(model, out.feat, {"z", "y"})]
+    partials = method.partial_logits(out)
+    for got, want in zip(partials, direct, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+    def penalty(full, partial):  # sample by sample, as conf_loss / the authors' rank_loss
+        gaps = []
+        for zs, zp, y in zip(full, partial, labels):
+            ps, pp = zs.softmax(0), zp.softmax(0)
+            exempt = kind == "sample" and pp.argmax() == y and ps.argmax() != y
+            gaps.append(0.0 if exempt else (pp.max() - ps.max()).item())
+        return max(0.0, sum(gaps)) if kind == "batch" else sum(max(0.0, x) for x in gaps)
+    expected_penalty = penalty(out.logits, direct[0]) + penalty(direct[0], direct[1])
+    ce = sum(F.cross_entropy(x, labels).item() for x in (out.logits, *direct)) / 3
+    loss = method.loss(out, labels, 1)
+    assert method.logged["cml_hinge"] == pytest.approx(expected_penalty, abs=1e-5)
+    assert loss.item() == pytest.approx(ce + 0.1 * expected_penalty, rel=1e-5)
+
+
+def test_cml_on_three_modalities_draws_a_removal_order_per_epoch():
+    model, method = model_for("cml", modalities=THREE)
+    orders = []
+    for epoch in range(1, 61):
+        logged = method.start_epoch(epoch, model, None)
+        assert len(method.removed) == 2 and len(set(method.removed)) == 2
+        assert sorted(logged) == ["cml_removed_x", "cml_removed_y"]  # z first is implied by the other two
+        assert logged == {f"cml_removed_{m}": float(method.removed[0] == m) for m in "xy"}
+        orders.append(method.removed)
+    assert set(orders) == set(itertools.permutations("xyz", 2))  # every order of removal occurs
+    again = build(args_for("cml"), THREE)
+    for epoch, order in enumerate(orders, start=1):
+        again.start_epoch(epoch, model, None)
+        assert again.removed == order  # (seed, epoch) decide it
 
 
 # Sample 0: only the partial prediction is right, and it is the more confident (exempt from the authors' per-sample
@@ -263,17 +378,32 @@ def test_cml_penalties_against_a_direct_computation():
     assert batch_penalty != pytest.approx(sample_penalty)
     ce = (F.cross_entropy(CML_LOGITS, CML_LABELS) + F.cross_entropy(CML_PARTIAL, CML_LABELS)).item() / 2
     for kind, penalty in (("batch", batch_penalty), ("sample", sample_penalty)):
-        loss, value = cml_loss(CML_LOGITS, CML_PARTIAL, CML_LABELS, 0.1, kind)
+        loss, value = cml_loss(CML_LOGITS, [CML_PARTIAL], CML_LABELS, 0.1, kind)
         assert value.item() == pytest.approx(penalty, abs=1e-6), kind
         assert loss.item() == pytest.approx(ce + 0.1 * penalty, rel=1e-6), kind
 
 
+def test_cml_chain_of_partial_predictions_against_a_direct_computation():
+    """Three modalities: the second partial prediction is held to the first, not to the full one."""
+    second = 3 * CML_PARTIAL  # more confident again than the first partial prediction, on every sample
+    gaps = {"first": [], "second": []}
+    for z, z_1, z_2 in zip(CML_LOGITS, CML_PARTIAL, second):
+        gaps["first"].append((z_1.softmax(0).max() - z.softmax(0).max()).item())
+        gaps["second"].append((z_2.softmax(0).max() - z_1.softmax(0).max()).item())
+    assert all(g > 0 for g in gaps["second"])
+    batch_penalty = max(0.0, sum(gaps["first"])) + max(0.0, sum(gaps["second"]))
+    ce = sum(F.cross_entropy(x, CML_LABELS).item() for x in (CML_LOGITS, CML_PARTIAL, second)) / 3
+    loss, value = cml_loss(CML_LOGITS, [CML_PARTIAL, second], CML_LABELS, 0.1, "batch")
+    assert value.item() == pytest.approx(batch_penalty, abs=1e-6)
+    assert loss.item() == pytest.approx(ce + 0.1 * batch_penalty, rel=1e-6)
+
+
 @pytest.mark.parametrize("kind", ["batch", "sample"])
 def test_cml_penalty_flag_reaches_the_loss(kind):
-    method = build_method(args_for("cml", cml_penalty=kind))
+    method = build(args_for("cml", cml_penalty=kind))
     method.model = SimpleNamespace(mmcosine=True)  # the partial logits are the fused minus the removed modality's
-    method.removed = "audio"
-    out = SimpleNamespace(logits=CML_LOGITS, logits_a=CML_LOGITS - CML_PARTIAL, logits_v=CML_PARTIAL)
+    method.removed = ("audio",)
+    out = SimpleNamespace(logits=CML_LOGITS, unimodal={"audio": CML_LOGITS - CML_PARTIAL, "visual": CML_PARTIAL})
     penalty = dict(zip(("batch", "sample"), direct_cml_penalties()))[kind]
     ce = (F.cross_entropy(CML_LOGITS, CML_LABELS) + F.cross_entropy(CML_PARTIAL, CML_LABELS)).item() / 2
     assert method.loss(out, CML_LABELS, 1).item() == pytest.approx(ce + 0.1 * penalty, rel=1e-5)
@@ -286,9 +416,11 @@ def test_opm_drops_only_the_leading_modality_and_rescales():
     assert drop_probabilities(1.0, 3.0, 0.5, 0.5)[0] == 0.0
     a, v = torch.ones(4, 2), torch.ones(4, 6)
     keep_a, keep_v = torch.tensor([1.0, 0.0, 1.0, 0.0]), torch.ones(4)
-    da, dv = drop_features(a, v, keep_a, keep_v, 0.5, 0.0)
+    dropped = drop_features({"audio": a, "visual": v}, {"audio": keep_a, "visual": keep_v},
+                            {"audio": 0.5, "visual": 0.0})
     theta = 2 * 0.5 / 8
-    assert torch.allclose(da, keep_a[:, None] / (1 - theta) * a) and torch.allclose(dv, v / (1 - theta))
+    assert torch.allclose(dropped["audio"], keep_a[:, None] / (1 - theta) * a)
+    assert torch.allclose(dropped["visual"], v / (1 - theta))
 
 
 def test_opm_step_trains_the_fused_head_on_the_dropped_features():
@@ -302,17 +434,27 @@ def test_opm_step_trains_the_fused_head_on_the_dropped_features():
     torch.rand(1)
     keep = torch.bernoulli(torch.tensor([1 - q_a, 1 - q_v]).expand(4, 2))
     with torch.no_grad():
-        a, v = model.encode(step.audio, step.visual)  # train-mode BatchNorm: the step's own features
-    da, dv = drop_features(a, v, keep[:, 0], keep[:, 1], q_a, q_v)
-    assert torch.allclose(out.enc_a, da, atol=1e-5) and torch.allclose(out.enc_v, dv, atol=1e-5)
-    assert torch.allclose(out.logits, model.fusion(da, dv)[2], atol=1e-5)
+        enc = model.encode(step.inputs)  # train-mode BatchNorm: the step's own features
+    theta = (512 * q_a + 512 * q_v) / 1024
+    dropped = {"audio": enc["audio"] * keep[:, 0:1] / (1 - theta), "visual": enc["visual"] * keep[:, 1:2] / (1 - theta)}
+    for m in ("audio", "visual"):
+        assert torch.allclose(out.enc[m], dropped[m], atol=1e-5), m
+    assert torch.allclose(out.logits, model.fusion(dropped)[1], atol=1e-5)
     assert model.feature_transform is None  # set for the step only
 
 
 def test_opm_refuses_a_nonlinear_fusion():
-    from dataset.errors import DataError
     with pytest.raises(DataError, match="concat or sum"):
         model_for("opm", fusion="gated")
+
+
+# ---- the pairwise methods refuse other counts of modalities
+@pytest.mark.parametrize("method", ["pmr", "inforeg", "mbsd", "opm"])
+def test_pairwise_methods_refuse_three_modalities_in_one_line(method):
+    with pytest.raises(DataError) as err:
+        build(args_for(method), THREE)
+    assert str(err.value) == (f"--method {method} is defined for 2 modalities and this dataset has 3 (x, y, z): "
+                              "choose another --method")
 
 
 # ---- UMT and UME
@@ -337,14 +479,13 @@ def test_ume_logits_are_the_mean_of_the_two_unimodal_models(tmp_path, fusion, mm
         unimodal_run(tmp_path, "visual", fusion, mmcosine, seed=2)
     model, method = model_for("ume", fusion=fusion, mmcosine=mmcosine, ume_runs=[str(run_a), str(run_v)])
     model.eval()
-    audio, visual, _ = batch()
+    inputs, _ = batch()
     with torch.no_grad():
-        expected = (model_a(audio, visual).logits + model_v(audio, visual).logits) / 2
-        assert torch.allclose(model(audio, visual).logits, expected, atol=1e-5)
+        expected = (model_a(inputs).logits + model_v(inputs).logits) / 2
+        assert torch.allclose(model(inputs).logits, expected, atol=1e-5)
 
 
 def test_ume_refuses_runs_of_another_head(tmp_path):
-    from dataset.errors import DataError
     run_a, _ = unimodal_run(tmp_path, "audio", mmcosine=True)
     run_v, _ = unimodal_run(tmp_path, "visual", mmcosine=True)
     with pytest.raises(DataError, match="mmcosine"):
@@ -362,8 +503,10 @@ def test_umt_loss_adds_the_distance_to_the_frozen_teachers(tmp_path):
     method.loss = lambda out, labels, epoch: captured.setdefault("loss", original(out, labels, epoch))
     out, _ = method.train_step(step)
     with torch.no_grad():
-        t_a, t_v = teacher_a.audio_encoder(step.audio), teacher_v.visual_encoder(step.visual)
-    expected = F.cross_entropy(out.logits, step.labels) + 10.0 * (F.mse_loss(out.enc_a, t_a) + F.mse_loss(out.enc_v, t_v))
+        t_a = teacher_a.encoders["audio"](step.inputs["audio"])
+        t_v = teacher_v.encoders["visual"](step.inputs["visual"])
+    expected = F.cross_entropy(out.logits, step.labels) + 10.0 * (F.mse_loss(out.enc["audio"], t_a)
+                                                                  + F.mse_loss(out.enc["visual"], t_v))
     assert captured["loss"].item() == pytest.approx(expected.item(), rel=1e-5)
     assert all(not p.requires_grad for t in method.teachers.values() for p in t.parameters())
 

@@ -27,7 +27,7 @@ def test_main_cd_parses_to_the_release_defaults():
     args = main_CD.build_parser().parse_args([])
     assert (args.epochs, args.lr_decay_step, args.batch_size, args.learning_rate) == (200, 100, 32, 1e-3)
     assert (args.modulation_starts, args.modulation_ends, args.ogm_coefficient) == (0, None, "paper")
-    ogm = build_method(main_CD.build_parser().parse_args(["--method", "ogm"]))
+    ogm = build_method(main_CD.build_parser().parse_args(["--method", "ogm"]), main_CD.SOURCE.modalities)
     assert ogm.active(51) and not ogm.active(52)  # None: OGM's own 0..50 window
     assert args.val_split is None and args.generate_split is False
     fill_model_flags(args, None, main_CD.SOURCE.model_defaults)

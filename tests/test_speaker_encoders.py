@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from models import AVClassifier
+from helpers.tiny_models import resnet_classifier
 from models.speaker_encoders import AttentivePool, FaceEncoder, PreEmphasis, SEBasicBlock, SpeakerEncoder
 
 
@@ -73,10 +73,11 @@ def test_face_encoder_is_a_resnet34_pooled_over_frames():
 
 def test_av_classifier_with_the_vox_encoders_keeps_the_mmcosine_formula():
     torch.manual_seed(0)
-    model = AVClassifier(5, "gated", mmcosine=True, scaling=10.0, audio_encoder=SpeakerEncoder(),
-                         visual_encoder=FaceEncoder()).eval()
+    model = resnet_classifier(5, "gated", mmcosine=True, scaling=10.0, audio=SpeakerEncoder(),
+                              visual=FaceEncoder()).eval()
     with torch.no_grad():
-        out = model(torch.randn(2, 16000), torch.randn(2, 3, 2, 48, 48))
-        w_a, _ = model.classifier_weights()
-        expected = 10.0 * torch.nn.functional.normalize(out.feat_a, dim=1) @ torch.nn.functional.normalize(w_a, dim=1).T
-    assert torch.allclose(out.logits_a, expected, atol=1e-5)
+        out = model({"audio": torch.randn(2, 16000), "visual": torch.randn(2, 3, 2, 48, 48)})
+        w_a = model.classifier_weights()["audio"]
+        expected = (10.0 * torch.nn.functional.normalize(out.feat["audio"], dim=1)
+                    @ torch.nn.functional.normalize(w_a, dim=1).T)
+    assert torch.allclose(out.unimodal["audio"], expected, atol=1e-5)

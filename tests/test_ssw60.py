@@ -62,14 +62,14 @@ def test_unimodal_pretraining_then_joint_fine_tuning(ssw_root, tmp_path, capsys)
                    "--audio_pretrain", str(tmp_path / "audio" / "best.pt"),
                    "--visual_pretrain", str(tmp_path / "visual" / "best.pt"), "--learning_rate", "0"])
     out = capsys.readouterr().out
-    assert "into audio_encoder" in out and "into visual_encoder" in out and "missing 0 []" in out
+    assert "into encoders.audio" in out and "into encoders.visual" in out and "missing 0 []" in out
     # lr 0: the joint model's encoders are exactly the pretrained ones.
     joint = torch.load(tmp_path / "joint" / "last.pt", weights_only=True)["model"]
     audio = torch.load(tmp_path / "audio" / "best.pt", weights_only=True)["model"]
     visual = torch.load(tmp_path / "visual" / "best.pt", weights_only=True)["model"]
-    for name in ("audio_encoder.trunk.0.weight", "audio_encoder.trunk.7.1.conv2.weight"):
+    for name in ("encoders.audio.trunk.0.weight", "encoders.audio.trunk.7.1.conv2.weight"):
         assert torch.equal(joint[name], audio[name])
-    assert torch.equal(joint["visual_encoder.trunk.0.weight"], visual["visual_encoder.trunk.0.weight"])
+    assert torch.equal(joint["encoders.visual.trunk.0.weight"], visual["encoders.visual.trunk.0.weight"])
     row = json.loads((tmp_path / "joint" / "metrics.jsonl").read_text())
     assert row["test_count"] == 6
     stats = main_SSW.main(["--ckpt_path", str(tmp_path / "joint" / "best.pt"), *flags])

@@ -7,6 +7,7 @@ import torch
 
 from dataset.errors import DataError
 from dataset.frame_picks import FRAME_PICKS
+from dataset.modalities import AUDIO_VISUAL
 from dataset.visual import FRAME_AUGMENTS
 from models import FUSIONS
 from models.encoders import BN_INITS
@@ -131,21 +132,24 @@ def clip_options(args) -> dict:
 
 
 def add_shared_args(parser: argparse.ArgumentParser, recipe: str, epochs: int, batch_size: int,
-                    lr_decay_step: int) -> None:
+                    lr_decay_step: int, modalities=AUDIO_VISUAL) -> None:
     """Every group that is not dataset-specific: model, method, training, run directory, speed.
-    `recipe` names where the dataset's training defaults come from (e.g. the released main_CD.py)."""
-    add_model_args(parser)
-    add_method_args(parser)
+    `recipe` names where the dataset's training defaults come from (e.g. the released main_CD.py);
+    `modalities` are the dataset's (dataset.modalities): flags per modality are named after them."""
+    names = [m.name for m in modalities]
+    add_model_args(parser, names)
+    add_method_args(parser, names)
     add_training_args(parser, recipe, epochs=epochs, batch_size=batch_size, lr_decay_step=lr_decay_step)
     add_run_args(parser)
     add_speed_args(parser)
 
 
-def add_model_args(parser: argparse.ArgumentParser) -> None:
+def add_model_args(parser: argparse.ArgumentParser, modalities: Sequence[str]) -> None:
     g = parser.add_argument_group("model")
     # None means: the seed's default for a new run, or the checkpoint's value when one is loaded.
     g.add_argument("--fusion_method", choices=sorted(FUSIONS), default=None,
-                   help="how the two 512-d features are fused (default concat, or the checkpoint's)")
+                   help="how the modalities' 512-d features are fused: sum / concat for any number of modalities, "
+                        "film / gated for two (default concat, or the checkpoint's)")
     g.add_argument("--mmcosine", type=str2bool, default=None, metavar="BOOL",
                    help="use the MMCosine head: per-modality scaled cosine logits (default False, or the checkpoint's)")
     g.add_argument("--scaling", type=POSITIVE, default=None,
@@ -153,14 +157,16 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--bn_init", choices=list(BN_INITS), default="normal",
                    help="initial BatchNorm weights of the ResNet encoders: normal = N(1, 0.02) as the release's "
                         "backbones, constant = 1 (torchvision)")
-    g.add_argument("--audio_pretrain", default=None, help="audio encoder weights to start from (.pt)")
-    g.add_argument("--visual_pretrain", default=None, help="visual encoder weights to start from (.pt)")
+    for name in modalities:
+        g.add_argument(f"--{name}_pretrain", default=None,
+                       help=f"{name} encoder weights to start from (.pt: a run's checkpoint or a state dict)")
 
 
-def add_method_args(parser: argparse.ArgumentParser) -> None:
+def add_method_args(parser: argparse.ArgumentParser, modalities: Sequence[str]) -> None:
     g = parser.add_argument_group("balancing method (combinable with --mmcosine)")
     g.add_argument("--method", choices=sorted(METHODS), default="joint",
-                   help="joint: plain joint training; audio_only / visual_only: uni-modal baselines; ogm / ogm_ge: "
+                   help="joint: plain joint training; unimodal (with --modality) / audio_only / visual_only: uni-modal "
+                        "baselines; ogm / ogm_ge: "
                         "gradient modulation; gblending: loss weights per head; greedy: MMTM mid-fusion with re-balancing "
                         "steps; mslr: per-encoder learning rates; mmpareto: Pareto-combined per-loss gradients; pmr: "
                         "prototype cross-entropy for the weaker modality; agm: Shapley-based gradient modulation; "
@@ -170,8 +176,9 @@ def add_method_args(parser: argparse.ArgumentParser) -> None:
                         "boosting, one modality at a time; relearning: soft re-initialisation by k-means purity gaps; "
                         "sample_level / modality_level: Shapley-valued resampling; amco: class masks of the dependent "
                         "modality; lfm: cross-entropy + alignment with a learned weight (README: methods table)")
-    g.add_argument("--modality", choices=["audio", "visual"], default=None,
-                   help="shorthand for --method audio_only / visual_only: a uni-modal model, e.g. to pretrain an encoder")
+    g.add_argument("--modality", choices=list(modalities), default=None,
+                   help="the uni-modal baseline on this modality (--method unimodal; audio_only / visual_only on the "
+                        "audio-visual scripts): a uni-modal model, e.g. to pretrain an encoder")
     g.add_argument("--alpha", type=NONNEGATIVE, default=0.8, help="OGM modulation strength (0.8: OGM-GE's README for CREMA-D)")
     g.add_argument("--modulation_starts", type=NONNEGATIVE_INT, default=0,
                    help="first epoch the method acts in (ogm, ogm_ge, pmr, mbsd, cml, umt), 0-based as in the authors' "
@@ -196,13 +203,13 @@ def add_method_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--greedy_main_with_head", type=str2bool, default=False, metavar="BOOL",
                    help="Greedy: count each modality's classifier weights in its main path's learning speed (nyukat's "
                         "code) instead of the encoder alone")
-    g.add_argument("--mslr_unimodal_runs", nargs=2, default=None, metavar=("AUDIO_RUN", "VISUAL_RUN"),
-                   help="MSLR: run directories of an audio_only and a visual_only run; each encoder trains at the "
-                        "learning rate of its uni-modal run (the paper's fixed strategy)")
-    g.add_argument("--mslr_audio_scale", type=POSITIVE, default=None,
-                   help="MSLR: audio encoder lr = learning_rate x this (1 when only the other scale is given)")
-    g.add_argument("--mslr_visual_scale", type=POSITIVE, default=None,
-                   help="MSLR: visual encoder lr = learning_rate x this (1 when only the other scale is given)")
+    g.add_argument("--mslr_unimodal_runs", nargs=len(modalities), default=None,
+                   metavar=tuple(f"{m.upper()}_RUN" for m in modalities),
+                   help="MSLR: run directories of each modality's uni-modal run, in this order; each encoder trains at "
+                        "the learning rate of its uni-modal run (the paper's fixed strategy)")
+    for name in modalities:
+        g.add_argument(f"--mslr_{name}_scale", type=POSITIVE, default=None,
+                       help=f"MSLR: {name} encoder lr = learning_rate x this (1 when only other scales are given)")
     g.add_argument("--mslr_strategy", choices=["fixed", "dynamic"], default="fixed",
                    help="MSLR: fixed rates, or dynamic: every --mslr_every epochs each encoder's rate x (latest / "
                         "mean of the last --mslr_every held-out accuracies of its own head)")
@@ -210,7 +217,7 @@ def add_method_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--mslr_holdout", type=FRACTION, default=0.1,
                    help="MSLR dynamic: fraction of the train split held out to measure each modality")
     for method in METHODS.values():
-        method.add_args(g)
+        method.add_args(g, tuple(modalities))
 
 
 def add_training_args(parser: argparse.ArgumentParser, recipe: str, epochs: int, batch_size: int,
@@ -278,10 +285,11 @@ def add_speed_args(parser: argparse.ArgumentParser) -> None:
 
 
 def apply_modality_shorthand(args) -> None:
-    """--modality audio means --method audio_only (and cannot be combined with another method)."""
-    if getattr(args, "modality", None) is None:
+    """--modality NAME means --method unimodal on it (named NAME_only where that method exists: audio_only,
+    visual_only), and cannot be combined with another method."""
+    if getattr(args, "modality", None) is None or args.method == "unimodal":  # unimodal reads --modality itself
         return
-    wanted = f"{args.modality}_only"
+    wanted = f"{args.modality}_only" if f"{args.modality}_only" in METHODS else "unimodal"
     if args.method not in ("joint", wanted):
         raise DataError(f"--modality {args.modality} trains the uni-modal baseline ({wanted}); "
                         f"it cannot be combined with --method {args.method}")

@@ -6,7 +6,8 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from dataset.errors import DataError
-from models import AVClassifier, AudioEncoder, VisualEncoder
+from models import MultiModalClassifier
+from models.classifier import check_fusion
 
 from . import distributed
 
@@ -51,6 +52,7 @@ def model_config(args, classes, model) -> dict:
     """What a checkpoint records of the model: the flags' head and the architecture a method gave it."""
     return {"n_classes": len(classes), "classes": list(classes), "fusion": args.fusion_method,
             "mmcosine": bool(args.mmcosine), "scaling": float(args.scaling), "modalities": list(model.modalities),
+            "dataset_modalities": list(model.names),
             "mid_fusion": model.mid_fusion_name, "unimodal_heads": model.unimodal_heads is not None,
             "head": model.head_spec}
 
@@ -68,14 +70,14 @@ def match_checkpoint_architecture(model, ckpt_config: dict) -> None:
         model.set_head(ckpt_config["head"])
 
 
-def build_model(args, n_classes: int, audio_encoder=None, visual_encoder=None) -> AVClassifier:
-    """The flags' fusion and head over the given encoders (default: the ResNet18 pair)."""
-    if audio_encoder is None:
-        audio_encoder = AudioEncoder(bn_init=args.bn_init)
-    if visual_encoder is None:
-        visual_encoder = VisualEncoder(bn_init=args.bn_init)
-    return AVClassifier(n_classes, fusion=args.fusion_method, mmcosine=args.mmcosine, scaling=args.scaling,
-                        audio_encoder=audio_encoder, visual_encoder=visual_encoder)
+def build_model(args, n_classes: int, encoders: dict) -> MultiModalClassifier:
+    """The flags' fusion and head over the dataset's encoders ({modality name: encoder}, in its order)."""
+    try:
+        check_fusion(args.fusion_method, len(encoders))
+    except ValueError as err:
+        raise DataError(str(err)) from None
+    return MultiModalClassifier(n_classes, encoders, fusion=args.fusion_method, mmcosine=args.mmcosine,
+                                scaling=args.scaling)
 
 
 def optimizer_state_copies(args) -> int:

@@ -90,6 +90,11 @@ def check_compatible(config: dict, ckpt_config: dict, path) -> None:
         if config[key] != ckpt_config[key]:
             raise DataError(f"checkpoint {path} has {key}={ckpt_config[key]!r} but {flag} gives {config[key]!r}. "
                             f"Drop the flag to use the checkpoint's value, or pick the matching checkpoint")
+    # before issue 21 every checkpoint was audio-visual
+    trained, given = ckpt_config.get("dataset_modalities", ["audio", "visual"]), config["dataset_modalities"]
+    if list(trained) != list(given):
+        raise DataError(f"checkpoint {path} has the modalities {', '.join(trained)}, this script's data "
+                        f"{', '.join(given)}: use it with the entry script that trained it")
     trained, given = ckpt_config.get("classes"), config.get("classes")
     if trained and given and list(trained) != list(given):
         where = next(i for i, (a, b) in enumerate(zip(trained, given)) if a != b)
@@ -98,26 +103,51 @@ def check_compatible(config: dict, ckpt_config: dict, path) -> None:
                         "trained with (--class_csv), in its order")
 
 
+# State-dict key prefixes of the checkpoints written before models were keyed by modality (issue 21), which
+# were all audio-visual, and their names since.
+LEGACY_PREFIXES = {"audio_encoder.": "encoders.audio.", "visual_encoder.": "encoders.visual.",
+                   "fusion.fc_a.": "fusion.fc.audio.", "fusion.fc_v.": "fusion.fc.visual."}
+
+
+def current_keys(state: dict) -> dict:
+    """A state dict with the keys of an audio-visual checkpoint written before issue 21 renamed."""
+    def rename(key: str) -> str:
+        for old, new in LEGACY_PREFIXES.items():
+            if key.startswith(old):
+                return new + key[len(old):]
+        return key
+    return {rename(k): v for k, v in state.items()}
+
+
 def load_model_state(model: torch.nn.Module, state: dict, path) -> None:
     """The checkpoint's weights into the model the flags built; a mismatch is one clear line."""
     try:
-        model.load_state_dict(state)
+        model.load_state_dict(current_keys(state))
     except RuntimeError as err:
         detail = " ".join(str(err).split())[:300]
         raise DataError(f"checkpoint {path} does not fit the model these flags build ({detail}). Evaluate it with the "
                         "model flags it was trained with, or use a checkpoint of this version") from None
 
 
-def load_encoder_weights(encoder: torch.nn.Module, path, prefix: str) -> str:
-    """Load a pretrained encoder from a bare state dict or from one of our checkpoints
-    (keys under `prefix`, e.g. 'audio_encoder.'). Returns a one-line report of what did not match."""
-    state = _read(path, "pretrained weights", "Check --audio_pretrain / --visual_pretrain")
+def load_encoder_weights(encoder: torch.nn.Module, path, prefix: str, first_layer: str = "average") -> str:
+    """Load a pretrained encoder from a bare state dict, from one of our checkpoints (keys under `prefix`, e.g.
+    'encoders.audio.'), or from torchvision's ImageNet ResNet18 file (conv1.weight, layer1..4: models/imagenet_init.py,
+    conv1 adapted to the encoder's input channels by `first_layer`). Returns a one-line report of what did not match."""
+    flag = "--" + prefix.rstrip(".").split(".")[-1] + "_pretrain"
+    state = _read(path, "pretrained weights", f"Check {flag}")
     if isinstance(state, dict) and "model_config" in state:
-        state = state["model"]
+        state = current_keys(state["model"])
     elif isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise DataError(f"{path} holds no state dict. Give encoder weights or a checkpoint of this project")
+    if "conv1.weight" in state or "module.conv1.weight" in state:  # torchvision's names: an ImageNet ResNet
+        from models.imagenet_init import load_imagenet_resnet18
+        try:
+            return load_imagenet_resnet18(encoder, path, first_layer, prefix)
+        except ValueError as err:  # an encoder that is not a ResNet trunk
+            raise DataError(f"{flag} {path} is a torchvision ResNet file, and {err}: give weights of this "
+                            "encoder (a run's checkpoint)") from None
     if any(k.startswith(prefix) for k in state):
         state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     result = encoder.load_state_dict(state, strict=False)

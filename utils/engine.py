@@ -1,43 +1,49 @@
 """One training epoch and one evaluation pass. Both return a dict of per-sample statistics,
-reduced over all processes when running distributed; evaluation also returns the features."""
+reduced over all processes when running distributed; evaluation also returns the features.
+Batches are (x_1, ..., x_M, labels[, flags]) in the dataset's modalities' order."""
 from contextlib import nullcontext
-from typing import Dict, Tuple
+from typing import Dict, Sequence, Tuple
 
 import torch
 from tqdm import tqdm
 
-from dataset.visual import frames_to_model_input
+from dataset.modalities import tags
 
+from .contributions import SubsetAccuracy
 from .methods.step import Step
 from .metrics import EpochMeter
 
 
-def to_device(batch, device, channels_last: bool = False):
-    audio, visual, labels = batch
+def to_device(batch, modalities: Sequence, device, channels_last: bool = False):
+    """({name: model input on the device}, labels) from a batch's first M + 1 tensors."""
     nb = device.type == "cuda"
-    audio, visual, labels = (t.to(device, non_blocking=nb) for t in (audio, visual, labels))
-    audio = audio.float()  # the cache stores float16 spectrograms
-    if visual.dtype == torch.uint8:
-        visual = frames_to_model_input(visual)
-    if channels_last:
-        # (B,3,T,H,W) stored as (B,T,H,W,3): the encoder's fold to (B*T,3,H,W) is then channels-last for free.
-        if audio.dim() == 4:  # spectrograms; raw waveforms (B, N) have no layout to choose
-            audio = audio.contiguous(memory_format=torch.channels_last)
-        visual = visual.contiguous(memory_format=torch.channels_last_3d)
-    return audio, visual, labels
+    inputs = {}
+    for modality, tensor in zip(modalities, batch):
+        x = modality.prepare(tensor.to(device, non_blocking=nb))
+        if channels_last:
+            # (B,3,T,H,W) stored as (B,T,H,W,3): the encoder's fold to (B*T,3,H,W) is then channels-last for free;
+            # raw waveforms (B, N) and feature sequences have no layout to choose.
+            if x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
+            elif x.dim() == 5:
+                x = x.contiguous(memory_format=torch.channels_last_3d)
+        inputs[modality.name] = x
+    labels = batch[len(modalities)].to(device, non_blocking=nb)
+    return inputs, labels
 
 
-def train_one_epoch(model, loader, optimizer, precision, device, epoch: int, method, raw_model,
+def train_one_epoch(model, loader, optimizer, precision, device, epoch: int, method, raw_model, modalities,
                     show_progress: bool = True, channels_last: bool = False) -> Dict[str, float]:
     """Each batch is one `method.train_step`; `raw_model` is the unwrapped model whose parameters the
     method may touch."""
     model.train()
-    meter = EpochMeter()
+    meter = EpochMeter(tags(modalities))
+    n = len(modalities)
     bar = tqdm(loader, desc=f"train {epoch}", leave=False, dynamic_ncols=True, disable=not show_progress)
     for index, batch in enumerate(bar):
-        audio, visual, labels = to_device(batch[:3], device, channels_last)
-        flags = batch[3].to(device) if len(batch) > 3 else None  # a resampling method's per-sample flags
-        step = Step(model, raw_model, optimizer, precision, audio, visual, labels, epoch, index, len(loader), flags)
+        inputs, labels = to_device(batch[:n + 1], modalities, device, channels_last)
+        flags = batch[n + 1].to(device) if len(batch) > n + 1 else None  # a resampling method's per-sample flags
+        step = Step(model, raw_model, optimizer, precision, inputs, labels, epoch, index, len(loader), flags)
         out, extras = method.train_step(step)
         meter.update(out, labels, extras)
         if step.loss_value is not None:
@@ -46,15 +52,23 @@ def train_one_epoch(model, loader, optimizer, precision, device, epoch: int, met
 
 
 @torch.no_grad()
-def evaluate(model, loader, device, precision=None, show_progress: bool = True, channels_last: bool = False,
-             weights=None) -> Tuple[Dict[str, float], Dict[str, torch.Tensor]]:
-    """Statistics over the loader's set (with `weights` (W_a, W_v): angle statistics too), and its features."""
+def evaluate(model, loader, device, modalities, precision=None, show_progress: bool = True,
+             channels_last: bool = False, weights=None,
+             contributions: bool = False) -> Tuple[Dict[str, float], Dict[str, torch.Tensor]]:
+    """Statistics over the loader's set (with `weights` {name: W_m}: angle statistics too), and its features.
+    `contributions`: also each modality's contribution, from the accuracy with every subset of modalities'
+    encoder features zeroed (utils/contributions.py)."""
     model.eval()
-    meter = EpochMeter(keep_features=True)
+    meter = EpochMeter(tags(modalities), keep_features=True)
+    subsets = SubsetAccuracy(getattr(model, "_orig_mod", model), tags(modalities)) if contributions else None
     for batch in tqdm(loader, desc="eval", leave=False, dynamic_ncols=True, disable=not show_progress):
-        audio, visual, labels = to_device(batch, device, channels_last)
+        inputs, labels = to_device(batch, modalities, device, channels_last)
         with precision.autocast() if precision is not None else nullcontext():
-            out = model(audio, visual)
+            out = model(inputs)
+            if subsets is not None:
+                subsets.update(out, labels)
         meter.update(out, labels)
     stats = meter.result(weights)
+    if subsets is not None:
+        stats.update(subsets.result())
     return stats, meter.last_features

@@ -4,36 +4,35 @@ Sums and confusion matrices are accumulated per batch and reduced once at the en
 averages are exact over the samples seen, also summed across processes. On request the
 meter also keeps the features of every sample (for the angle statistics and --save_features).
 """
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
 from . import distributed
 
-# What is averaged over samples; order fixes the layout of the sum vector.
-# acc_linear: accuracy of the fusion layer's plain linear output (= acc without MMCosine; under MMCosine
-# the fused accuracy the released main_CD.py reported, see AVOutput.logits_linear).
-SAMPLE_KEYS = ("loss", "loss_a", "loss_v", "acc", "acc_a", "acc_v", "acc_linear", "gt_logit_a", "gt_logit_v")
-HEADS = ("", "_a", "_v")  # fused, audio, visual
+def sample_keys(tags: Dict[str, str]) -> Tuple[str, ...]:
+    """What is averaged over samples, in the order of the sum vector: the fused and per-modality losses and
+    accuracies, acc_linear (the fusion layer's plain linear output: acc without MMCosine; under MMCosine the
+    fused accuracy the released main_CD.py reported, see ModalOutput.logits_linear), and the per-modality
+    mean ground-truth logit. Keys of a modality end in its tag (acc_a)."""
+    t = list(tags.values())
+    return ("loss", *(f"loss_{x}" for x in t), "acc", *(f"acc_{x}" for x in t), "acc_linear",
+            *(f"gt_logit_{x}" for x in t))
 
 
 def batch_sums(out, labels: torch.Tensor) -> torch.Tensor:
-    """Sums over the batch of every SAMPLE_KEYS quantity, as one float64 vector (on the model's device)."""
+    """Sums over the batch of every sample_keys quantity, as one float64 vector (on the model's device)."""
     with torch.no_grad():
-        logits, logits_a, logits_v = out.logits.float(), out.logits_a.float(), out.logits_v.float()
+        logits = out.logits.float()
+        unimodal = [x.float() for x in out.unimodal.values()]
         linear = logits if out.logits_linear is None else out.logits_linear
-        per_key = [
-            F.cross_entropy(logits, labels, reduction="sum"),
-            F.cross_entropy(logits_a, labels, reduction="sum"),
-            F.cross_entropy(logits_v, labels, reduction="sum"),
-            (logits.argmax(1) == labels).sum(),
-            (logits_a.argmax(1) == labels).sum(),
-            (logits_v.argmax(1) == labels).sum(),
-            (linear.argmax(1) == labels).sum(),
-            logits_a.gather(1, labels[:, None]).sum(),
-            logits_v.gather(1, labels[:, None]).sum(),
-        ]
+        per_key = [F.cross_entropy(logits, labels, reduction="sum"),
+                   *(F.cross_entropy(x, labels, reduction="sum") for x in unimodal),
+                   (logits.argmax(1) == labels).sum(),
+                   *((x.argmax(1) == labels).sum() for x in unimodal),
+                   (linear.argmax(1) == labels).sum(),
+                   *(x.gather(1, labels[:, None]).sum() for x in unimodal)]
         return torch.stack([x.double() for x in per_key])
 
 
@@ -69,7 +68,11 @@ def angle_stats(feat: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor) 
 
 
 class EpochMeter:
-    def __init__(self, keep_features: bool = False):
+    """`tags` {modality name: tag}, in the model's order: the keys of each modality's statistics end in its tag."""
+
+    def __init__(self, tags: Dict[str, str], keep_features: bool = False):
+        self.tags = dict(tags)
+        self.keys = sample_keys(self.tags)
         self.keep_features = keep_features
         self.sums = self.confusion = None
         self.count = 0
@@ -84,16 +87,19 @@ class EpochMeter:
             self.extras[key] = self.extras.get(key, 0.0) + value
         sums = batch_sums(out, labels)
         n_classes = out.logits.shape[1]
+        heads = [out.logits, *out.unimodal.values()]
         with torch.no_grad():
             conf = torch.stack([torch.bincount(labels * n_classes + logits.argmax(1), minlength=n_classes ** 2)
-                                for logits in (out.logits, out.logits_a, out.logits_v)]).view(3, n_classes, n_classes)
+                                for logits in heads]).view(len(heads), n_classes, n_classes)
         self.sums = sums if self.sums is None else self.sums + sums
         self.confusion = conf if self.confusion is None else self.confusion + conf
         self.count += labels.numel()
         if self.keep_features:
-            self.kept.append({"feat_a": out.feat_a.detach().float().cpu(), "feat_v": out.feat_v.detach().float().cpu(),
-                              "logits": out.logits.detach().float().cpu(), "logits_a": out.logits_a.detach().float().cpu(),
-                              "logits_v": out.logits_v.detach().float().cpu(), "labels": labels.cpu()})
+            kept = {f"feat_{self.tags[m]}": x.detach().float().cpu() for m, x in out.feat.items()}
+            kept["logits"] = out.logits.detach().float().cpu()
+            kept.update({f"logits_{self.tags[m]}": x.detach().float().cpu() for m, x in out.unimodal.items()})
+            kept["labels"] = labels.cpu()
+            self.kept.append(kept)
 
     def features(self) -> Optional[Dict[str, torch.Tensor]]:
         """Every process's kept features, concatenated (call on all processes)."""
@@ -107,32 +113,33 @@ class EpochMeter:
         return {k: torch.cat([g[k] for g in gathered if g]) for k in mine}
 
     def result(self, weights=None) -> Dict[str, float]:
-        """Averages (accuracies and F1 in percent), reduced over processes; with `weights`
-        (W_a, W_v) and kept features, also the angle statistics per modality."""
+        """Averages (accuracies and F1 in percent), reduced over processes; with `weights` {name: W_m} and
+        kept features, also the angle statistics per modality."""
+        n_keys = len(self.keys)
         packed = torch.cat([self.sums, torch.tensor([float(self.count)], dtype=torch.float64, device=self.sums.device),
                             self.confusion.flatten().double()])
         packed = distributed.all_reduce_sum(packed).cpu()
-        count = int(packed[len(SAMPLE_KEYS)].item())
-        stats = dict(zip(SAMPLE_KEYS, (packed[:len(SAMPLE_KEYS)] / max(count, 1)).tolist()))
-        for key in ("acc", "acc_a", "acc_v", "acc_linear"):
-            stats[key] *= 100.0
-        confusion = packed[len(SAMPLE_KEYS) + 1:].view(self.confusion.shape)
-        for head, conf in zip(HEADS, confusion):
+        count = int(packed[n_keys].item())
+        stats = dict(zip(self.keys, (packed[:n_keys] / max(count, 1)).tolist()))
+        for key in self.keys:
+            if key.startswith("acc"):
+                stats[key] *= 100.0
+        confusion = packed[n_keys + 1:].view(self.confusion.shape)
+        for head, conf in zip(["", *(f"_{t}" for t in self.tags.values())], confusion):
             stats[f"f1{head}"] = macro_f1(conf)
         stats["count"] = count
         for key, total in self.extras.items():  # identical on every process: the methods reduce first
             stats[key] = total / max(self.steps, 1)
         features = self.features()
         if weights is not None and features:
-            for suffix, weight in zip(("_a", "_v"), weights):
-                for key, value in angle_stats(features[f"feat{suffix}"], features["labels"], weight).items():
-                    stats[key + suffix] = value
+            for m, tag in self.tags.items():
+                for key, value in angle_stats(features[f"feat_{tag}"], features["labels"], weights[m]).items():
+                    stats[f"{key}_{tag}"] = value
         self.last_features = features
         return stats
 
 
-def classifier_weight_norms(model) -> Dict[str, float]:
+def classifier_weight_norms(model, tags: Dict[str, str]) -> Dict[str, float]:
     """Mean L2 norm of the class rows of each modality's classifier weights."""
-    w_a, w_v = model.classifier_weights()
-    return {"weight_norm_a": w_a.detach().norm(dim=1).mean().item(),
-            "weight_norm_v": w_v.detach().norm(dim=1).mean().item()}
+    return {f"weight_norm_{tags[m]}": w.detach().norm(dim=1).mean().item()
+            for m, w in model.classifier_weights().items()}

@@ -12,11 +12,13 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 
 from dataset.errors import DataError
+from dataset.modalities import AUDIO_VISUAL, Modality, names, tags
+from models.encoders import audio_visual_encoders
 
 from . import distributed
 from .args import restore_settings
@@ -41,15 +43,16 @@ def say(*lines) -> None:
         print(*lines, sep="\n", flush=True)
 
 
-def format_stats(prefix: str, stats: dict) -> str:
-    return (f"{prefix} loss {stats['loss']:.4f} acc {stats['acc']:.2f}% "
-            f"(audio {stats['acc_a']:.2f}%, visual {stats['acc_v']:.2f}%)")
+def format_stats(prefix: str, stats: dict, modalities=AUDIO_VISUAL) -> str:
+    each = ", ".join(f"{m.name} {stats[f'acc_{m.tag}']:.2f}%" for m in modalities)
+    return f"{prefix} loss {stats['loss']:.4f} acc {stats['acc']:.2f}% ({each})"
 
 
-def classification_test(args, model, eval_model, dataset, device, precision, show):
-    """Accuracy and the other statistics on a labelled split (test or validation), with its features."""
-    return evaluate(eval_model, eval_loader_for(args, dataset, device), device, precision, show,
-                    args.channels_last, weights=model.classifier_weights())
+def classification_test(args, model, eval_model, dataset, device, precision, show, modalities=AUDIO_VISUAL):
+    """Accuracy and the other statistics on a labelled split (test or validation), with its features and each
+    modality's contribution (the accuracy with subsets of modalities zeroed, and Shapley values)."""
+    return evaluate(eval_model, eval_loader_for(args, dataset, device), device, modalities, precision, show,
+                    args.channels_last, weights=model.classifier_weights(), contributions=True)
 
 
 @dataclass
@@ -83,12 +86,14 @@ class Selection:
 class DataSource:
     name: str                                       # short dataset name, used for default run dirs
     build: Callable[[object, bool], Datasets]       # (args, with_train) -> Datasets
-    make_model: Callable = build_model              # (args, n_classes) -> AVClassifier
+    modalities: Tuple[Modality, ...] = AUDIO_VISUAL  # the dataset's modalities; items are (x_1..x_M, label)
+    encoders: Callable = audio_visual_encoders      # args -> {modality name: encoder}, in the modalities' order
     # (args, train dataset, num_replicas, rank) -> a batch sampler with set_epoch, or None: seeded shuffling
     train_batches: Optional[Callable] = None
-    # (args, raw model, eval model, test or validation set, device, precision, show progress) -> (stats, features or None)
+    # (args, raw model, eval model, test or validation set, device, precision, show progress, modalities)
+    # -> (stats, features or None)
     test: Callable = classification_test
-    describe_test: Callable[[str, dict], str] = format_stats
+    describe_test: Callable[[str, dict, tuple], str] = format_stats
     # args -> which statistic picks best.pt (classification: --best_metric, acc by default)
     selection: Callable[[object], Selection] = lambda args: Selection(getattr(args, "best_metric", "acc"))
     model_defaults: Dict = field(default_factory=dict)   # flag -> default where this dataset's paper differs
@@ -109,15 +114,15 @@ def eval_loader_for(args, dataset, device):
 
 
 @torch.no_grad()
-def forward_batches(args, eval_model, dataset, indices, device, precision):
+def forward_batches(args, eval_model, dataset, indices, device, precision, modalities):
     """The model's outputs (eval mode, no gradient) on `indices` of a dataset, batch by batch, as
     (output, labels); each process takes every N-th of them, so sums over all processes cover them once."""
     eval_model.eval()
     mine = list(indices)[distributed.rank()::distributed.world_size()]
     for batch in make_loader(dataset, per_process_batch(args), mine, args.num_workers, device.type == "cuda"):
-        audio, visual, labels = to_device(batch, device, args.channels_last)
+        inputs, labels = to_device(batch, modalities, device, args.channels_last)
         with precision.autocast():
-            yield eval_model(audio, visual), labels
+            yield eval_model(inputs), labels
 
 
 def check_same_script(ckpt: dict, source: DataSource, path) -> None:
@@ -147,7 +152,7 @@ def evaluate_checkpoint(args, source: DataSource, dist_device=None, typed=frozen
         data.check_readable()
     say(*attach_caches(data, args, source.name, not args.no_progress))
     classes = data.classes or ckpt["model_config"]["classes"]  # verification test sets carry no classes
-    model = source.make_model(args, len(classes))
+    model = build_model(args, len(classes), source.encoders(args))
     match_checkpoint_architecture(model, ckpt["model_config"])
     check_compatible(model_config(args, classes, model), ckpt["model_config"], args.ckpt_path)
     load_model_state(model, ckpt["model"], args.ckpt_path)
@@ -155,27 +160,27 @@ def evaluate_checkpoint(args, source: DataSource, dist_device=None, typed=frozen
     model, _, eval_model = prepare_model(model, device, args.channels_last, args.compile, args.compile_mode,
                                          args.cudnn_deterministic)
     stats, features = source.test(args, model, eval_model, data.test, device, Precision(args.amp, device),
-                                  not args.no_progress and distributed.is_main_process())
+                                  not args.no_progress and distributed.is_main_process(), source.modalities)
     broken = [k for k, v in stats.items() if isinstance(v, float) and not math.isfinite(v)]
     if broken:
         raise DataError(f"evaluating {args.ckpt_path} gives non-finite numbers ({', '.join(broken[:3])}): its weights "
                         "are damaged (a partly overwritten file?). Evaluate another checkpoint of the run")
-    say(source.describe_test(f"{args.ckpt_path} (epoch {ckpt['epoch']}) test", stats))
+    say(source.describe_test(f"{args.ckpt_path} (epoch {ckpt['epoch']}) test", stats, source.modalities))
     if args.save_features and features is not None and distributed.is_main_process():
         path = Path(args.ckpt_path).with_name(f"features_{Path(args.ckpt_path).stem}.pt")
-        save_features(path, features, model, classes)
+        save_features(path, features, model, classes, source.modalities)
         say(f"test features written to {path}")
     return stats
 
 
-def save_features(path: Path, features: dict, model, classes) -> None:
-    """Test-set features, logits and labels, with the classifier weights, for plots and probes."""
-    w_a, w_v = model.classifier_weights()
-    save_atomic({**features, "W_a": w_a.detach().float().cpu(), "W_v": w_v.detach().float().cpu(),
-                 "classes": list(classes)}, path)
+def save_features(path: Path, features: dict, model, classes, modalities) -> None:
+    """Test-set features, logits and labels, with the classifier weights (W_<tag>), for plots and probes."""
+    tag = tags(modalities)
+    weights = {f"W_{tag[m]}": w.detach().float().cpu() for m, w in model.classifier_weights().items()}
+    save_atomic({**features, **weights, "classes": list(classes), "modalities": list(names(modalities))}, path)
 
 
-def save_epoch_files(run_dir: Path, state: dict, is_best: bool, features, model, classes) -> None:
+def save_epoch_files(run_dir: Path, state: dict, is_best: bool, features, model, classes, modalities) -> None:
     """last.pt (and best.pt on a new best), plus the matching feature files when features are given."""
     names = ["last", "best"] if is_best else ["last"]
     for name in names:
@@ -183,7 +188,7 @@ def save_epoch_files(run_dir: Path, state: dict, is_best: bool, features, model,
         save_atomic(state if name == "last" else {k: v for k, v in state.items() if k != "optimizer"},
                     run_dir / f"{name}.pt")
         if features is not None:
-            save_features(run_dir / f"features_{name}.pt", features, model, classes)
+            save_features(run_dir / f"features_{name}.pt", features, model, classes, modalities)
 
 
 def train(args, source: DataSource, dist_device=None) -> dict:
@@ -197,7 +202,8 @@ def train(args, source: DataSource, dist_device=None) -> dict:
             f"{resume_state['epoch'] + 1} or more continues it")
         return {"run_dir": str(args.resume), "best": resume_state["best"]}
     fill_model_flags(args, resume_state, source.model_defaults)
-    method = build_method(args)  # checks the method's flags
+    modalities = source.modalities
+    method = build_method(args, modalities)  # checks the method's flags
     run_dir = resolve_run_dir(args, source.name)
     seed_everything(args.random_seed)
     data = source.build(args, True)
@@ -208,14 +214,15 @@ def train(args, source: DataSource, dist_device=None) -> dict:
 
     device = resolve_device(args, dist_device)
     seed_everything(args.random_seed)  # the initial weights depend on the seed alone, not on what ran before
-    model = source.make_model(args, len(data.classes))
+    model = build_model(args, len(data.classes), source.encoders(args))
     method.configure_model(model)
     data.train, holdout = method.split_train(data.train, args.random_seed, data.val)
     config = model_config(args, data.classes, model)
-    for path, encoder, prefix in ((args.audio_pretrain, model.audio_encoder, "audio_encoder."),
-                                  (args.visual_pretrain, model.visual_encoder, "visual_encoder.")):
+    for name, encoder in model.encoders.items():
+        path = getattr(args, f"{name}_pretrain", None)  # --audio_pretrain, --rgb_pretrain, ...
         if path is not None and resume_state is None:
-            say(load_encoder_weights(encoder, path, prefix))
+            # --flow_first_layer (main_UCF.py): how an ImageNet conv1 meets a non-RGB input
+            say(load_encoder_weights(encoder, path, f"encoders.{name}.", getattr(args, f"{name}_first_layer", "average")))
     if resume_state is not None:
         check_compatible(config, resume_state["model_config"], Path(args.resume) / "last.pt")
         load_model_state(model, resume_state["model"], Path(args.resume) / "last.pt")
@@ -252,10 +259,11 @@ def train(args, source: DataSource, dist_device=None) -> dict:
     else:
         train_sampler = batches
         train_loader = make_batch_loader(data.train, train_sampler, args.num_workers, device.type == "cuda")
-    method.measure = lambda dataset: evaluate(eval_model, eval_loader_for(args, dataset, device), device, precision,
-                                              False, args.channels_last)[0]
+    method.measure = lambda dataset: evaluate(eval_model, eval_loader_for(args, dataset, device), device, modalities,
+                                              precision, False, args.channels_last)[0]
     method.forward_batches = lambda dataset, indices: forward_batches(args, eval_model, dataset, indices, device,
-                                                                      precision)
+                                                                      precision, modalities)
+    method.prepare_batch = lambda batch: to_device(batch, modalities, device)
     logger = RunLogger(run_dir, args.use_tensorboard, args.tensorboard_path,
                        resume_from_epoch=start_epoch if resume_state else None) if main else None
     if logger is not None and logger.dropped:
@@ -275,17 +283,17 @@ def train(args, source: DataSource, dist_device=None) -> dict:
             lrs = {f"lr_{g['name']}" if "name" in g else "lr": g["lr"] for g in optimizer.param_groups}
             started = time.perf_counter()
             train_stats = train_one_epoch(train_model, train_loader, optimizer, precision, device, epoch, method,
-                                          model, show, args.channels_last)
+                                          model, modalities, show, args.channels_last)
             train_stats["seconds"] = time.perf_counter() - started
             method_record.update(method.end_epoch(epoch, model) or {})
             scheduler.step()
             val_stats = {}
             if data.val is not None:
                 started = time.perf_counter()
-                val_stats, _ = source.test(args, model, eval_model, data.val, device, precision, show)
+                val_stats, _ = source.test(args, model, eval_model, data.val, device, precision, show, modalities)
                 val_stats["seconds"] = time.perf_counter() - started
             started = time.perf_counter()
-            test_stats, features = source.test(args, model, eval_model, data.test, device, precision, show)
+            test_stats, features = source.test(args, model, eval_model, data.test, device, precision, show, modalities)
             test_stats["seconds"] = time.perf_counter() - started
             selecting, split = (val_stats, "val") if data.val is not None else (test_stats, "test")
             if selection.improves(selecting[selection.key], best):
@@ -296,16 +304,16 @@ def train(args, source: DataSource, dist_device=None) -> dict:
                          "method": method.state_dict(), "epoch": epoch, "best": best, "model_config": config,
                          "args": vars(args), "dataset": source.name, "script": source.script}
                 save_epoch_files(run_dir, state, best["epoch"] == epoch, features if args.save_features else None,
-                                 model, data.classes)
+                                 model, data.classes, modalities)
                 record = {**lrs, **method_record, **{f"train_{k}": v for k, v in train_stats.items()},
                           **{f"val_{k}": v for k, v in val_stats.items()},
                           **{f"test_{k}": v for k, v in test_stats.items()},
-                          **classifier_weight_norms(model), **{f"best_{k}": v for k, v in best.items()}}
+                          **classifier_weight_norms(model, tags(modalities)), **{f"best_{k}": v for k, v in best.items()}}
                 logger.log_epoch(epoch, record)
             finished = epoch
-            val_text = f"{source.describe_test('val', val_stats)} | " if val_stats else ""
-            say(f"epoch {epoch}/{args.epochs}  {format_stats('train', train_stats)} | {val_text}"
-                f"{source.describe_test('test', test_stats)} | best {selection.describe(best)}")
+            val_text = f"{source.describe_test('val', val_stats, modalities)} | " if val_stats else ""
+            say(f"epoch {epoch}/{args.epochs}  {format_stats('train', train_stats, modalities)} | {val_text}"
+                f"{source.describe_test('test', test_stats, modalities)} | best {selection.describe(best)}")
     except FloatingPointError as err:
         kept = f"the last good checkpoint is {run_dir / 'last.pt'} (epoch {finished})" if finished else \
             "no checkpoint was written (it diverged in the first epoch)"

@@ -14,14 +14,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import main_CD  # noqa: E402
-from models import AVClassifier  # noqa: E402
 from utils import distributed  # noqa: E402
 from utils.build import prepare_model  # noqa: E402
 from utils.methods import build_method  # noqa: E402
+from utils.engine import to_device  # noqa: E402
 from utils.methods.step import Step  # noqa: E402
 from utils.precision import Precision  # noqa: E402
 from clips import Clips, passes_over  # noqa: E402  (beside this script)
-from tiny_models import TinyEncoder  # noqa: E402
+from tiny_models import TinyEncoder, resnet_classifier  # noqa: E402
+from dataset.modalities import AUDIO_VISUAL  # noqa: E402
 
 # Small enough for 8 float64 clips: what the per-epoch passes need (k-means over 6 classes, LFM's batch).
 FLAGS = ["--opm_warmup", "0", "--relearn_every", "1", "--relearn_holdout", "0.5", "--valuation_warmup", "0",
@@ -34,9 +35,9 @@ def two_steps(spec, device):
     args = main_CD.build_parser().parse_args(["--method", name, *FLAGS])
     args.fusion_method, args.mmcosine, args.scaling = "concat", False, 10.0
     torch.manual_seed(0)
-    model = AVClassifier(6, "concat", mmcosine=False, audio_encoder=TinyEncoder(1, width=16),
-                         visual_encoder=TinyEncoder(3, width=16))
-    method = build_method(args)
+    model = resnet_classifier(6, "concat", mmcosine=False, audio=TinyEncoder(1, width=16),
+                              visual=TinyEncoder(3, width=16))
+    method = build_method(args, AUDIO_VISUAL)
     method.configure_model(model)
     g = torch.Generator().manual_seed(1)
     audio, visual = torch.randn(8, 1, 64, 40, generator=g), torch.randn(8, 3, 2, 32, 32, generator=g)
@@ -44,14 +45,15 @@ def two_steps(spec, device):
     method.split_train(Clips(torch.cat([audio, audio]), torch.cat([visual, visual]), torch.cat([labels, labels])), 0)
     raw, train_model, _ = prepare_model(model, device, False, False)
     method.forward_batches = passes_over(raw)
+    method.prepare_batch = lambda batch: to_device(batch, AUDIO_VISUAL, device)
     optimizer = torch.optim.SGD([p for p in raw.parameters() if p.requires_grad], lr=0.1)
     mine = list(range(distributed.rank(), 8, distributed.world_size()))  # the interleaved shard a rank gets
     torch.manual_seed(2)  # the methods' random draws, alike on every process
     logged = [method.start_epoch(epoch, raw, optimizer)]
     for index in range(2):
         train_model.train()
-        step = Step(train_model, raw, optimizer, Precision("off", device), audio[mine], visual[mine], labels[mine],
-                    epoch, index, 2)
+        step = Step(train_model, raw, optimizer, Precision("off", device),
+                    {"audio": audio[mine], "visual": visual[mine]}, labels[mine], epoch, index, 2)
         logged.append(method.train_step(step)[1])
     logged.append(method.end_epoch(epoch, raw))
     return {"params": {k: p.detach().clone() for k, p in raw.named_parameters()}, "logged": logged}

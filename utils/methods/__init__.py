@@ -17,13 +17,14 @@ from .pmr import PMR
 from .reconboost import ReconBoost
 from .relearning import Relearning
 from .umt import UME, UMT
-from .unimodal import AudioOnly, VisualOnly
+from .unimodal import AudioOnly, Unimodal, VisualOnly
 from .valuation import ModalityLevel, SampleLevel
 
-METHODS = {cls.name: cls for cls in (Method, AudioOnly, VisualOnly, OGM, OGMGE, GBlending, Greedy, MSLR,
+METHODS = {cls.name: cls for cls in (Method, Unimodal, AudioOnly, VisualOnly, OGM, OGMGE, GBlending, Greedy, MSLR,
                                      MMPareto, PMR, AGM, InfoReg, MBSD, CML, OPM, UMT, UME, MLA, ReconBoost, Relearning,
                                      SampleLevel, ModalityLevel, AMCo, LFM)}
 
 
-def build_method(args) -> Method:
-    return METHODS[args.method](args)
+def build_method(args, modalities) -> Method:
+    """The --method for a dataset's `modalities` (dataset.modalities.Modality, in order)."""
+    return METHODS[args.method](args, [m.name for m in modalities], {m.name: m.tag for m in modalities})

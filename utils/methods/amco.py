@@ -1,17 +1,18 @@
 """AMCo, Adaptive Mask Co-optimization (Zhou et al., ICASSP 2023), as BalanceBenchmark's AMCo_trainer and
-BaseClassifier_AMCoModel have it (no authors' code is public).
+BaseClassifier_AMCoModel have it (no authors' code is public), for two modalities as for its three.
 
-The fused prediction is a C x C linear layer L* on the sum of the two modalities' logits (the
-fused-head slices, or the cosine logits under MMCosine), at training and at test time. Per step in
-the window, a modality is "dependent" when, in a softmax over the 2C concatenated logits [z_a, z_v],
-its block holds more than sigma of the mass on average over the batch (decided on the previous step,
-over the global batch; no modality at an epoch's start). A dependent modality's logits are multiplied
-by a random class mask with floor(p_t C) zeros, the same for the whole batch, before the sum, where
+The fused prediction is a C x C linear layer L* on the sum of the modalities' logits (the fused-head
+slices, or the cosine logits under MMCosine), at training and at test time. Per step in the window, a
+modality is "dependent" when, in a softmax over the M C concatenated logits [z_1, ..., z_M], its block
+holds more than sigma of the mass on average over the batch (decided on the previous step, over the
+global batch; no modality at an epoch's start). A dependent modality's logits are multiplied by a random
+class mask with floor(p_t C) zeros, the same for the whole batch (and for every dependent modality),
+before the sum, where
 
     p_t = sin(pi/2 * min(eps, l_t) / eps),   l_t = 0 at the epoch's start, + epoch / 10 after each step
 
 (epoch 0-based: no mask in the first epoch; afterwards p_t reaches 1 within a few steps). The loss is
-CE(L*(z_a' + z_v')) + CE(z_a') + CE(z_v'), z' the masked logits; outside the window CE(L*(z_a + z_v)).
+CE(L*(sum_m z_m')) + sum_m CE(z_m'), z' the masked logits; outside the window CE(L*(sum_m z_m)).
 
 BalanceBenchmark's model recomputes the uni-modal logits only when no modality is dependent (its
 `if True not in dependent_modality.values()`), so from the second step of the window on its loss reads
@@ -27,8 +28,6 @@ from ..flag_types import FRACTION, POSITIVE
 from ..seed import sample_seed
 from .base import Method
 
-MODALITIES = ("audio", "visual")
-
 
 def mask_ratio(progress: float, eps: float) -> float:
     return math.sin(math.pi / 2 * min(eps, progress) / eps)
@@ -40,14 +39,15 @@ def class_mask(n_classes: int, n_zeros: int, generator: torch.Generator) -> torc
     return mask
 
 
-def block_masses(logits_a: torch.Tensor, logits_v: torch.Tensor):
-    """Mean over the global batch of each modality's share of a softmax over [z_a, z_v]."""
+def block_masses(*logits: torch.Tensor):
+    """Mean over the global batch of each modality's share of a softmax over [z_1, ..., z_M] (given in order)."""
     with torch.no_grad():
-        p = F.softmax(torch.cat([logits_a, logits_v], 1).float(), 1)
-        n = logits_a.shape[1]
-        sums = torch.stack([p[:, :n].sum(), p[:, n:].sum(), torch.tensor(float(len(p)), device=p.device)])
+        p = F.softmax(torch.cat(logits, 1).float(), 1)
+        n = logits[0].shape[1]
+        sums = torch.stack([p[:, i * n:(i + 1) * n].sum() for i in range(len(logits))]
+                           + [torch.tensor(float(len(p)), device=p.device)])
         sums = distributed.all_reduce_sum(sums.double())
-        return (sums[0] / sums[2]).item(), (sums[1] / sums[2]).item()
+        return [(sums[i] / sums[-1]).item() for i in range(len(logits))]
 
 
 class AMCo(Method):
@@ -55,21 +55,21 @@ class AMCo(Method):
     default_window_end = 80  # BalanceBenchmark's trainer_config
 
     @classmethod
-    def add_args(cls, group):
+    def add_args(cls, group, modalities):
         group.add_argument("--amco_sigma", type=FRACTION, default=0.5,
                            help="AMCo: share of the softmax mass above which a modality is dependent (BB's 0.5)")
         group.add_argument("--amco_eps", type=POSITIVE, default=0.3,
                            help="AMCo: progress at which the mask ratio reaches 1 (BB's 0.3)")
 
-    def __init__(self, args):
-        super().__init__(args)
-        self.progress, self.dependent = 0.0, {m: False for m in MODALITIES}
+    def __init__(self, args, *context):
+        super().__init__(args, *context)
+        self.progress, self.dependent = 0.0, {m: False for m in self.modalities}
 
     def configure_model(self, model):
         model.set_head({"combine": {"name": "class_mixing"}})
 
     def start_epoch(self, epoch, model, optimizer):
-        self.progress, self.dependent = 0.0, {m: False for m in MODALITIES}
+        self.progress, self.dependent = 0.0, {m: False for m in self.modalities}
         return {}
 
     def train_step(self, step):
@@ -81,20 +81,23 @@ class AMCo(Method):
         # Drawn alike on every process, and again alike on resume: seeded by the step.
         generator = torch.Generator().manual_seed(sample_seed(self.args.random_seed, step.epoch, step.index))
         mask = class_mask(n_classes, int(ratio * n_classes), generator).to(step.labels.device)
-        combiner.masks = tuple(mask if self.dependent[m] else None for m in MODALITIES)
+        combiner.masks = {m: mask if self.dependent[m] else None for m in self.modalities}
         self.progress += (step.epoch - 1) / 10
         try:
             out, logged = super().train_step(step)
         finally:
             combiner.masks = None
-        mass_a, mass_v = block_masses(out.logits_a, out.logits_v)
-        logged = {**logged, "amco_mask_ratio": ratio, "amco_masked_audio": float(self.dependent["audio"]),
-                  "amco_masked_visual": float(self.dependent["visual"]), "amco_mass_audio": mass_a}
-        self.dependent = {"audio": mass_a > self.args.amco_sigma, "visual": mass_v > self.args.amco_sigma}
+        masses = dict(zip(self.modalities, block_masses(*(out.unimodal[m] for m in self.modalities))))
+        logged = {**logged, "amco_mask_ratio": ratio,
+                  **{f"amco_masked_{m}": float(self.dependent[m]) for m in self.modalities},
+                  # the masses sum to 1: the last modality's is left out
+                  **{f"amco_mass_{m}": masses[m] for m in self.modalities[:-1]}}
+        self.dependent = {m: masses[m] > self.args.amco_sigma for m in self.modalities}
         return out, logged
 
     def loss(self, out, labels, epoch):
         loss = F.cross_entropy(out.logits.float(), labels)
         if self.active(epoch):
-            loss = loss + F.cross_entropy(out.logits_a.float(), labels) + F.cross_entropy(out.logits_v.float(), labels)
+            for m in self.modalities:
+                loss = loss + F.cross_entropy(out.unimodal[m].float(), labels)
         return loss

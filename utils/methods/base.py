@@ -18,8 +18,7 @@ from .step import Step
 
 
 def encoder_params(model, modality: str) -> List[torch.nn.Parameter]:
-    encoder = model.audio_encoder if modality == "audio" else model.visual_encoder
-    return [p for p in encoder.parameters() if p.requires_grad]
+    return [p for p in model.encoders[modality].parameters() if p.requires_grad]
 
 
 class Method:
@@ -34,11 +33,19 @@ class Method:
     default_window_end: Optional[int] = None
     # Set where train_entries gives a resampled training set (copies of clips with flags).
     resamples_train = False
+    # How many modalities the method is defined for (its authors' code or paper); None: any number.
+    n_modalities: Optional[int] = None
 
-    def __init__(self, args):
+    def __init__(self, args, modalities=("audio", "visual"), tags=None):
         self.args = args
+        self.modalities = tuple(modalities)   # the dataset's modality names, in order
+        self.tags = dict(tags) if tags is not None else {m: m for m in self.modalities}  # suffixes of logged keys
+        if self.n_modalities is not None and len(self.modalities) != self.n_modalities:
+            raise DataError(f"--method {self.name} is defined for {self.n_modalities} modalities and this dataset has "
+                            f"{len(self.modalities)} ({', '.join(self.modalities)}): choose another --method")
         self.measure = None        # set by the runner: dataset -> statistics (see start_epoch)
         self.forward_batches = None  # set by the runner: (dataset, indices) -> (output, labels) per batch, no grad
+        self.prepare_batch = None    # set by the runner: a collated batch -> ({name: model input on the device}, labels)
         self.logged = {}  # numbers the step's loss computed, for the epoch's log (returned by before_step)
         if self.single_process_only and distributed.world_size() > 1:
             raise DataError(f"--method {self.name} runs in one process only ({self.single_process_only}): "
@@ -55,8 +62,9 @@ class Method:
         return ends is None or getattr(self.args, "modulation_starts", 0) <= epoch - 1 <= ends
 
     @classmethod
-    def add_args(cls, group) -> None:
-        """The method's own flags (named after it), added to the parser's method group."""
+    def add_args(cls, group, modalities) -> None:
+        """The method's own flags (named after it), added to the parser's method group; a flag per modality is
+        named after the entry script's modality names (`modalities`), its default taken by position."""
 
     def split_train(self, train, seed: int, val=None):
         """(clips to train on, held-out clips or None). Methods that need held-out data use `val`, the

@@ -1,5 +1,6 @@
 """The training set as a resampling method gives it to the loader: a key (index, augmentation seed,
-flag) yields the clip with its flag as a fourth item, e.g. which modality a copy trains without."""
+flag) yields the clip's items (x_1, ..., x_M, label) with its flag after them, e.g. which modalities a copy
+trains without."""
 from torch.utils.data import Dataset
 
 

@@ -7,7 +7,8 @@ with the modalities' logits z_m (their model: a linear head per encoder, fused =
 --fusion_method sum here; other fusions use the fused head's slices). D is their "Jensen-Shannon"
 Alignment(): with m = (p + q) / 2 it computes F.kl_div(p.log(), m) + F.kl_div(q.log(), m), halved,
 i.e. (KL(m || p) + KL(m || q)) / 2, not the Jensen-Shannon divergence (KL(p || m) + KL(q || m)) / 2,
-which --lfm_divergence js gives.
+which --lfm_divergence js gives. With M modalities (BalanceBenchmark's LFM_trainer; the authors' code has
+two) the CE is of the mean logits sum_m z_m / M and D is averaged over the M (M - 1) / 2 pairs.
 
 Before every epoch (their getAlpha_Learnable) the alignment weight takes one hyper-gradient step on
 a small held-out batch: with g = grad_theta L_total (a graph of its own) and c = grad_theta L_cls,
@@ -18,12 +19,14 @@ hold 16 random training clips out of training and use the first 8 (--lfm_holdout
 BalanceBenchmark starts at (0.95, 0.05). --lfm_schedule fitted gives their fitted polynomial instead.
 """
 import random
+from itertools import combinations
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import default_collate
 
 from dataset.errors import DataError
+from models.fusion import total
 
 from .. import distributed
 from ..flag_types import NONNEGATIVE, Bounded
@@ -37,8 +40,8 @@ FITTED = ([2.04623704e-01, 3.35472727e-03, 1.22989557e-04, -2.92947416e-06, 2.23
           [7.95376296e-01, -3.35472727e-03, -1.22989557e-04, 2.92947416e-06, -2.23835486e-08, 5.39717505e-11])
 
 
-def divergence(logits_a: torch.Tensor, logits_v: torch.Tensor, kind: str = "authors") -> torch.Tensor:
-    p, q = F.softmax(logits_a.float(), -1), F.softmax(logits_v.float(), -1)
+def divergence(logits_p: torch.Tensor, logits_q: torch.Tensor, kind: str = "authors") -> torch.Tensor:
+    p, q = F.softmax(logits_p.float(), -1), F.softmax(logits_q.float(), -1)
     m = 0.5 * (p + q)
     if kind == "js":
         return 0.5 * (F.kl_div(m.log(), p, reduction="batchmean") + F.kl_div(m.log(), q, reduction="batchmean"))
@@ -51,16 +54,21 @@ def fitted_weights(epoch0: int):
 
 
 def lfm_losses(out, labels, kind: str):
-    return F.cross_entropy(0.5 * (out.logits_a.float() + out.logits_v.float()), labels), \
-        divergence(out.logits_a, out.logits_v, kind)
+    """(L_cls, L_al): CE of the modalities' mean logits, and D averaged over the pairs of modalities (one pair, the
+    authors' term, for two)."""
+    names = list(out.unimodal)
+    loss_cls = F.cross_entropy(total(out.unimodal[m].float() for m in names) / len(names), labels)
+    pairs = list(combinations(names, 2))
+    loss_al = total(divergence(out.unimodal[p], out.unimodal[q], kind) for p, q in pairs) / len(pairs)
+    return loss_cls, loss_al
 
 
-def alpha_gradient(model, audio, visual, labels, weights, kind: str) -> float:
+def alpha_gradient(model, inputs, labels, weights, kind: str) -> float:
     """Mean over the first parameter tensor of the Hessian-vector product of L_total with grad L_cls."""
     params = [p for p in model.parameters() if p.requires_grad]
-    loss_cls, loss_al = lfm_losses(model(audio, visual), labels, kind)
-    total = weights[0] * loss_cls + weights[1] * loss_al
-    g_total = torch.autograd.grad(total, params, create_graph=True, allow_unused=True)
+    loss_cls, loss_al = lfm_losses(model(inputs), labels, kind)
+    loss_total = weights[0] * loss_cls + weights[1] * loss_al
+    g_total = torch.autograd.grad(loss_total, params, create_graph=True, allow_unused=True)
     g_cls = torch.autograd.grad(loss_cls, params, retain_graph=True, allow_unused=True)
     used = [i for i, (a, b) in enumerate(zip(g_total, g_cls)) if a is not None and b is not None]
     hvp = torch.autograd.grad([g_total[i] for i in used], params, grad_outputs=[g_cls[i] for i in used],
@@ -72,7 +80,7 @@ class LFM(Method):
     name = "lfm"
 
     @classmethod
-    def add_args(cls, group):
+    def add_args(cls, group, modalities):
         group.add_argument("--lfm_lr_alpha", type=NONNEGATIVE, default=1e-4,
                            help="LFM: step size of the alignment weight (the authors' and BB's 1e-4), halved every 20 epochs")
         group.add_argument("--lfm_align_init", type=ALIGN_WEIGHT, default=0.95,
@@ -85,8 +93,8 @@ class LFM(Method):
         group.add_argument("--lfm_schedule", choices=["learned", "fitted"], default="learned",
                            help="LFM: learned = the hyper-gradient update, fitted = their fitted polynomial of the epoch")
 
-    def __init__(self, args):
-        super().__init__(args)
+    def __init__(self, args, *context):
+        super().__init__(args, *context)
         self.weights = (1 - args.lfm_align_init, args.lfm_align_init)
 
     def split_train(self, train, seed, val=None):
@@ -105,12 +113,12 @@ class LFM(Method):
         return KeyedSubset(train, sorted(order[n:])), self.batch_clips
 
     def update_batch(self, model):
-        """The first half of the held-out clips, as the model takes them."""
-        from ..engine import to_device  # the engine imports the methods' Step
-        weight = next(model.parameters())
+        """The first half of the held-out clips as the model takes them ({name: input}, labels), the same on every
+        process (Method.prepare_batch: each modality's tensors prepared on the device, as the training batches)."""
         half = len(self.batch_clips) // 2
-        audio, visual, labels = to_device(default_collate([self.batch_clips[i] for i in range(half)]), weight.device)
-        return audio.to(weight.dtype), visual.to(weight.dtype), labels
+        inputs, labels = self.prepare_batch(default_collate([self.batch_clips[i] for i in range(half)]))
+        weight = next(model.parameters())
+        return {m: x.to(weight.dtype) for m, x in inputs.items()}, labels
 
     def start_epoch(self, epoch, model, optimizer):
         epoch0 = epoch - 1
@@ -118,14 +126,14 @@ class LFM(Method):
         if self.args.lfm_schedule == "fitted":
             self.weights = fitted_weights(epoch0)
         else:
-            audio, visual, labels = self.update_batch(model)
             was_training = model.training
-            model.eval()  # fixed BatchNorm statistics: one answer on every process, no running-stat update
             try:
-                grad = alpha_gradient(model, audio, visual, labels, self.weights, self.args.lfm_divergence)
+                inputs, labels = self.update_batch(model)
+                model.eval()  # fixed BatchNorm statistics: one answer on every process, no running-stat update
+                grad = alpha_gradient(model, inputs, labels, self.weights, self.args.lfm_divergence)
             finally:
                 model.train(was_training)
-            grad = distributed.all_reduce_sum(torch.tensor(grad, dtype=torch.float64, device=audio.device)).item() \
+            grad = distributed.all_reduce_sum(torch.tensor(grad, dtype=torch.float64, device=labels.device)).item() \
                 / distributed.world_size()
             align = min(0.95, max(0.05, self.weights[1] - lr_alpha * grad))
             self.weights = (1 - align, align)

@@ -12,6 +12,10 @@ K_i takes the probabilities themselves where kl_div expects log-probabilities, a
 does; it is therefore not a KL divergence. Gradients flow through w, p_s and p_w as there.
 Active in the 0-based epochs --modulation_starts .. --modulation_ends (BalanceBenchmark: 0..80); plain
 cross-entropy outside.
+
+Defined for two modalities (the paper's image and text; here the dataset's first and second, a and v above);
+other counts are refused. BalanceBenchmark's three-modality branch (pairwise terms averaged, RS on
+probabilities instead of logits) is its own extension, not the paper's.
 """
 import torch
 import torch.nn.functional as F
@@ -38,11 +42,13 @@ def mbsd_loss(logits, logits_a, logits_v, labels):
 class MBSD(Method):
     name = "mbsd"
     default_window_end = 80  # BalanceBenchmark's trainer_config
+    n_modalities = 2  # a pair's agreement, weighted by the gap between its two true-class probabilities
 
     def loss(self, out, labels, epoch):
         if not self.active(epoch):
             self.logged = {"mbsd_weight": 0.0}
             return super().loss(out, labels, epoch)
-        total, weight = mbsd_loss(out.logits, out.logits_a, out.logits_v, labels)
+        first, second = self.modalities
+        total, weight = mbsd_loss(out.logits, out.unimodal[first], out.unimodal[second], labels)
         self.logged = {"mbsd_weight": global_mean(weight)}
         return total

@@ -1,14 +1,16 @@
-"""MMPareto (Wei & Hu, ICML 2024), as the authors' MMPareto_ICML2024/code/MMPareto.py trains.
+"""MMPareto (Wei & Hu, ICML 2024), as the authors' MMPareto_ICML2024/code/MMPareto.py trains, for any
+number of modalities: the paper's objective is the multimodal loss plus one uni-modal loss per modality, and
+each encoder's conflict is between the multimodal loss and its own modality's (the code: audio and visual).
 
 The model gets a separate linear head on each encoder's features (head_audio / head_video there).
-Per step, with L_mm = CE(z), L_a = CE(head_a(f_a)), L_v = CE(head_v(f_v)), each encoder m has the
+Per step, with L_mm = CE(z) and L_m = CE(head_m(f_m)) for each modality m, each encoder m has the
 gradient g_mm of L_mm and g_m of its own L_m, from separate backward passes. If
 cos(g_mm, g_m) > 0 the two weigh (1/2, 1/2); otherwise the two-task min-norm weights (c, 1 - c),
 
     c = (g_m.g_m - g_mm.g_m) / (|g_mm|^2 + |g_m|^2 - 2 g_mm.g_m)   (0.999 / 0.001 at the ends, as MinNormSolver)
 
 Then, parameter tensor by parameter tensor, g = 2 (w_mm g_mm + w_m g_m); where the gradient of
-L_mm + L_a + L_v is longer, g is rescaled to its length; times gamma (1.5). The heads and the fusion
+L_mm + sum_m L_m is longer, g is rescaled to its length; times gamma (1.5). The heads and the fusion
 layer take the gradient of the summed loss.
 
 --mmpareto_variant balancebenchmark gives BalanceBenchmark's MMPareto_trainer instead: it back-
@@ -20,10 +22,10 @@ published CREMA-D 79.97 comes from that.
 import torch
 import torch.nn.functional as F
 
+from models.fusion import total
+
 from ..flag_types import NONNEGATIVE
 from .base import Method, encoder_params
-
-MODALITIES = ("audio", "visual")
 
 
 def min_norm_weights(g1: torch.Tensor, g2: torch.Tensor):
@@ -60,7 +62,7 @@ class MMPareto(Method):
         return self.args.mmpareto_variant == "authors"
 
     @classmethod
-    def add_args(cls, group):
+    def add_args(cls, group, modalities):
         group.add_argument("--mmpareto_gamma", type=NONNEGATIVE, default=1.5,
                            help="MMPareto: factor on the encoders' combined gradients (the authors' and "
                                 "BalanceBenchmark's 1.5)")
@@ -73,37 +75,35 @@ class MMPareto(Method):
             model.add_unimodal_heads()
 
     def losses(self, out, labels):
-        if self.args.mmpareto_variant == "authors":
-            uni = (out.head_a, out.head_v)
-        else:
-            uni = (out.logits_a, out.logits_v)
-        return [F.cross_entropy(logits.float(), labels) for logits in (out.logits, *uni)]
+        """[L_mm, L_m for each modality in order]."""
+        uni = out.heads if self.args.mmpareto_variant == "authors" else out.unimodal
+        return [F.cross_entropy(logits.float(), labels) for logits in (out.logits, *(uni[m] for m in self.modalities))]
 
     def loss(self, out, labels, epoch):  # the balancebenchmark variant: one backward of the summed loss
-        return sum(self.losses(out, labels))
+        return total(self.losses(out, labels))
 
     def before_step(self, model, out, labels, epoch):  # the balancebenchmark variant
         factor = 2 * self.args.mmpareto_gamma
-        for m in MODALITIES:
+        for m in self.modalities:
             for p in encoder_params(model, m):
                 if p.grad is not None:
                     p.grad.mul_(factor)
-        return {"mmpareto_cos_audio": 1.0, "mmpareto_cos_visual": 1.0, "mmpareto_weight_mm_audio": 0.5,
-                "mmpareto_weight_mm_visual": 0.5}
+        return {**{f"mmpareto_cos_{m}": 1.0 for m in self.modalities},
+                **{f"mmpareto_weight_mm_{m}": 0.5 for m in self.modalities}}
 
     def train_step(self, step):
         if self.args.mmpareto_variant != "authors":
             return super().train_step(step)
         raw = step.raw_model
         out = step.forward(raw=True)
-        loss_mm, loss_a, loss_v = self.losses(out, step.labels)
-        step.check_finite(loss_mm + loss_a + loss_v)
+        loss_mm, *loss_uni = self.losses(out, step.labels)
+        step.check_finite(total([loss_mm, *loss_uni]))
         params = [p for p in raw.parameters() if p.requires_grad]
-        summed = dict(zip(params, step.gradients(loss_mm + loss_a + loss_v, params)))
+        summed = dict(zip(params, step.gradients(total([loss_mm, *loss_uni]), params)))
         logged = {}
-        for m, loss_uni in zip(MODALITIES, (loss_a, loss_v)):
+        for m, loss_m in zip(self.modalities, loss_uni):
             enc = encoder_params(raw, m)
-            g_mm, g_uni = step.gradients(loss_mm, enc), step.gradients(loss_uni, enc)
+            g_mm, g_uni = step.gradients(loss_mm, enc), step.gradients(loss_m, enc)
             flat = lambda grads: torch.cat([g.reshape(-1) for g in grads])  # noqa: E731
             w_mm, w_uni, cosine = pareto_weights(flat(g_mm), flat(g_uni))
             for p, a, b in zip(enc, g_mm, g_uni):

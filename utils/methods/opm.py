@@ -19,39 +19,48 @@ there show the scores were meant to carry none.
 
 The masks are drawn for the global batch and each process takes its rows, so torchrun draws what
 one process draws. The fused head must be linear in the features: --fusion_method concat or sum.
+
+Defined for two modalities (a and v above: the dataset's first and second), as the authors' calcu_q computes
+the drop probabilities; their Modality_drop masks and rescales any number of features, but neither their code
+nor anything we could read of the paper says how q_m is set for more (BalanceBenchmark's OPM_trainer divides
+by the sum of the other scores for three: its own choice), so other counts are refused.
 """
 import math
+from typing import Dict
 
 import torch
 import torch.nn.functional as F
 
 from dataset.errors import DataError
+from models.fusion import total
 
 from .. import distributed
 from ..flag_types import NONNEGATIVE, NONNEGATIVE_INT, PROBABILITY
 from .base import Method
 from .scores import local_rows, true_class_scores
 
+
 def drop_probabilities(score_a: float, score_v: float, q_base: float, lam: float):
-    """(q_a, q_v) from the modalities' scores."""
+    """(q_a, q_v) from the two modalities' scores."""
     def q(mine, other):
         ratio = math.tanh(max(mine / other - 1, 0.0)) if other > 0 else 1.0
         return min(max(q_base * (1 + lam * ratio), 0.0), 1.0) if ratio > 0 else 0.0
     return q(score_a, score_v), q(score_v, score_a)
 
 
-def drop_features(enc_a, enc_v, keep_a, keep_v, q_a: float, q_v: float):
-    """Masked and rescaled features: f_m * keep_m / (1 - theta)."""
-    d_a, d_v = enc_a.shape[1], enc_v.shape[1]
-    theta = (d_a * q_a + d_v * q_v) / (d_a + d_v)
-    return enc_a * keep_a[:, None] / (1 - theta), enc_v * keep_v[:, None] / (1 - theta)
+def drop_features(enc: Dict[str, torch.Tensor], keep: Dict[str, torch.Tensor], q: Dict[str, float]):
+    """{m: f_m * keep_m / (1 - theta)}, theta = sum_m d_m q_m / sum_m d_m (the authors' Modality_drop)."""
+    widths = {m: f.shape[1] for m, f in enc.items()}
+    theta = total(widths[m] * q[m] for m in enc) / total(widths.values())
+    return {m: f * keep[m][:, None] / (1 - theta) for m, f in enc.items()}
 
 
 class OPM(Method):
     name = "opm"
+    n_modalities = 2  # the authors' drop probabilities compare two modalities' scores
 
     @classmethod
-    def add_args(cls, group):
+    def add_args(cls, group, modalities):
         group.add_argument("--opm_q_base", type=PROBABILITY, default=0.5,
                            help="OPM: base drop probability of the leading modality (the authors' train_opm.sh: 0.5)")
         group.add_argument("--opm_lambda", type=NONNEGATIVE, default=0.5,
@@ -61,8 +70,8 @@ class OPM(Method):
         group.add_argument("--opm_warmup", type=NONNEGATIVE_INT, default=6,
                            help="OPM: first epochs trained without dropping (the authors': their 0-based epochs 0..5)")
 
-    def __init__(self, args):
-        super().__init__(args)
+    def __init__(self, args, *context):
+        super().__init__(args, *context)
         self.keep = None
 
     def configure_model(self, model):
@@ -70,29 +79,37 @@ class OPM(Method):
             raise DataError(f"--method opm drops encoder features before a linear fused head: use --fusion_method "
                             f"concat or sum (not {model.fusion_name})")
 
+    def idle_log(self):
+        return {**{f"opm_q_{self.tags[m]}": 0.0 for m in self.modalities}, "opm_modulated": 0.0}
+
     def train_step(self, step):
-        self.keep, self.logged = None, {"opm_q_a": 0.0, "opm_q_v": 0.0, "opm_modulated": 0.0}
+        self.keep, self.logged = None, self.idle_log()
         if step.epoch > self.args.opm_warmup:
-            step.raw_model.feature_transform = lambda a, v: self.modulate(step.raw_model, a, v, step.labels)
+            step.raw_model.feature_transform = lambda enc: self.modulate(step.raw_model, enc, step.labels)
         try:
             return super().train_step(step)
         finally:
             step.raw_model.feature_transform = None
 
-    def modulate(self, model, enc_a, enc_v, labels):
+    def modulate(self, model, enc, labels):
+        """The step's encoder features {name: (B, d)}, some dropped (model.feature_transform)."""
+        first, second = self.modalities
         with torch.no_grad():
-            logits_a, logits_v = model.unimodal_logits(enc_a.detach(), enc_v.detach())
-        score_a, score_v = true_class_scores(labels, logits_a, logits_v)
-        q_a, q_v = drop_probabilities(score_a, score_v, self.args.opm_q_base, self.args.opm_lambda)
+            logits = model.unimodal_logits({m: enc[m].detach() for m in self.modalities})
+        scores = true_class_scores(labels, logits[first], logits[second])
+        q = dict(zip(self.modalities, drop_probabilities(*scores, self.args.opm_q_base, self.args.opm_lambda)))
         # Drawn alike on every process (same generator state), for the global batch.
         executed = torch.rand(1).item() >= 1 - self.args.opm_p_exe
-        self.logged = {"opm_q_a": q_a, "opm_q_v": q_v, "opm_modulated": float(executed)}
+        self.logged = {**{f"opm_q_{self.tags[m]}": q[m] for m in self.modalities}, "opm_modulated": float(executed)}
         if not executed:
-            return enc_a, enc_v
-        keep = torch.bernoulli(torch.tensor([1 - q_a, 1 - q_v]).expand(len(labels) * distributed.world_size(), 2))
-        keep = local_rows(keep).to(enc_a.device, enc_a.dtype)
+            return enc
+        n = len(self.modalities)
+        keep = torch.bernoulli(torch.tensor([1 - q[m] for m in self.modalities]).expand(
+            len(labels) * distributed.world_size(), n))
+        keep = local_rows(keep).to(enc[first].device, enc[first].dtype)
         self.keep = keep.sum(1) > 0
-        return drop_features(enc_a, enc_v, keep[:, 0], keep[:, 1], q_a, q_v)
+        return {**enc, **drop_features({m: enc[m] for m in self.modalities},
+                                       {m: keep[:, i] for i, m in enumerate(self.modalities)}, q)}
 
     def loss(self, out, labels, epoch):
         if self.keep is None or bool(self.keep.all()):

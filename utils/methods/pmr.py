@@ -1,5 +1,7 @@
 """PMR, Prototypical Modal Rebalance (Fan et al., CVPR 2023), as the authors'
-Modal-Imbalance-PMR/main_Prototype_grad.py trains.
+Modal-Imbalance-PMR/main_Prototype_grad.py trains. Defined for two modalities (the authors' code boosts
+whichever of audio and visual is behind; here the dataset's first and second, a and v below); other counts
+are refused (BalanceBenchmark's three-modality PMR trainer scales gradients as OGM does instead: not PMR).
 
 Before each epoch the class prototypes c_k^m (the mean encoder feature of class k) are computed in
 eval mode over the first tenth of a shuffled pass of the training set, as augmented for training.
@@ -42,10 +44,11 @@ def prototype_logits(features: torch.Tensor, prototypes: torch.Tensor) -> torch.
 class PMR(Method):
     name = "pmr"
     single_process_only = "its prototype pass over the training set is not yet checked against one process"
+    n_modalities = 2  # the authors boost the one of two modalities that is behind
     default_window_end = 70  # the authors' CREMA-D scripts: --modulation_ends 70
 
     @classmethod
-    def add_args(cls, group):
+    def add_args(cls, group, modalities):
         group.add_argument("--pmr_alpha", type=NONNEGATIVE, default=2.0,
                            help="PMR: weight of the prototype cross-entropy (the authors' CREMA-D concat script: 2.0)")
         group.add_argument("--pmr_momentum", type=MOMENTUM, default=0.0,
@@ -57,9 +60,9 @@ class PMR(Method):
                                 "shuffled pass of the train split (the authors' CREMA-D, KS, VGGSound); validation = "
                                 "the whole validation set, unaugmented (the authors' AVE)")
 
-    def __init__(self, args):
-        super().__init__(args)
-        self.prototypes = None  # {"audio": (C, D), "visual": (C, D)}
+    def __init__(self, args, *context):
+        super().__init__(args, *context)
+        self.prototypes = None  # {modality name: (C, D)}
         self.computed = 0
 
     def split_train(self, train, seed, val=None):
@@ -85,9 +88,9 @@ class PMR(Method):
         """Class means of the encoder features over the prototype pass (see prototype_pass)."""
         sums, counts = None, None
         for out, labels in self.forward_batches(*self.prototype_pass(epoch)):
-            feats = torch.stack([out.enc_a.float(), out.enc_v.float()])  # (2, B, D)
+            feats = torch.stack([out.enc[m].float() for m in self.modalities])  # (2, B, D)
             if sums is None:
-                sums = feats.new_zeros(2, n_classes, feats.shape[2])
+                sums = feats.new_zeros(len(self.modalities), n_classes, feats.shape[2])
                 counts = feats.new_zeros(n_classes)
             sums.index_add_(1, labels, feats)
             counts += torch.bincount(labels, minlength=n_classes).float()
@@ -96,8 +99,8 @@ class PMR(Method):
         fresh = sums / counts.clamp(min=1)[None, :, None]  # a class absent from the pass keeps a zero prototype
         if self.prototypes is not None and self.computed >= 2:
             mu = self.args.pmr_momentum
-            fresh = (1 - mu) * fresh + mu * torch.stack([self.prototypes["audio"], self.prototypes["visual"]])
-        self.prototypes = {"audio": fresh[0], "visual": fresh[1]}
+            fresh = (1 - mu) * fresh + mu * torch.stack([self.prototypes[m] for m in self.modalities])
+        self.prototypes = dict(zip(self.modalities, fresh))
         self.computed += 1
 
     def start_epoch(self, epoch, model, optimizer):
@@ -105,18 +108,18 @@ class PMR(Method):
         return {}
 
     def loss(self, out, labels, epoch):
+        first, second = self.modalities
         base = F.cross_entropy(out.logits.float(), labels)
-        proto_a = prototype_logits(out.enc_a, self.prototypes["audio"])
-        proto_v = prototype_logits(out.enc_v, self.prototypes["visual"])
-        score_a, score_v = true_class_scores(labels, proto_a, proto_v)
+        proto = {m: prototype_logits(out.enc[m], self.prototypes[m]) for m in self.modalities}
+        score_1, score_2 = true_class_scores(labels, proto[first], proto[second])
         behind = None
-        if self.active(epoch) and score_a != score_v:
-            behind = "visual" if score_a > score_v else "audio"
-        self.logged = {"pmr_boosted_audio": float(behind == "audio"), "pmr_boosted_visual": float(behind == "visual"),
-                       "pmr_score_ratio_a": score_a / max(score_v, 1e-12)}
+        if self.active(epoch) and score_1 != score_2:
+            behind = second if score_1 > score_2 else first
+        self.logged = {f"pmr_boosted_{m}": float(behind == m) for m in self.modalities}
+        self.logged[f"pmr_score_ratio_{self.tags[first]}"] = score_1 / max(score_2, 1e-12)
         if behind is None:
             return base
-        return base + self.args.pmr_alpha * F.cross_entropy(proto_a if behind == "audio" else proto_v, labels)
+        return base + self.args.pmr_alpha * F.cross_entropy(proto[behind], labels)
 
     def state_dict(self):
         protos = None if self.prototypes is None else {k: v.cpu() for k, v in self.prototypes.items()}

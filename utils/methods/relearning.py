@@ -15,7 +15,8 @@ much the encoder memorises:
 
 for every parameter of encoder m (theta_init: the encoder as the run began). The held-out clips are the
 --val_split validation set when there is one, else --relearn_holdout of the training split (their own
-val.csv is a held-out part of train; BalanceBenchmark reads the test set here).
+val.csv is a held-out part of train; BalanceBenchmark reads the test set here). Each modality is scored and
+re-initialised on its own, so any number of modalities is handled alike (BalanceBenchmark runs it on three).
 """
 import copy
 
@@ -31,8 +32,6 @@ from ..flag_types import FRACTION, NONNEGATIVE, NONNEGATIVE_INT, POSITIVE_INT
 from .base import Method
 from .holdout import KeyedSubset, held_out, shuffled_split
 from .per_sample import per_sample_rows, training_pass_keys
-
-MODALITIES = ("audio", "visual")
 
 
 def purity(labels: np.ndarray, clusters: np.ndarray) -> float:
@@ -56,7 +55,7 @@ class Relearning(Method):
     name = "relearning"
 
     @classmethod
-    def add_args(cls, group):
+    def add_args(cls, group, modalities):
         group.add_argument("--relearn_lambda", type=NONNEGATIVE, default=3.0,
                            help="Re-learning: lambda of the re-initialisation strength tanh(lambda x purity gap) (authors' 3)")
         group.add_argument("--relearn_every", type=POSITIVE_INT, default=20,
@@ -72,11 +71,11 @@ class Relearning(Method):
     def configure_model(self, model):
         """The encoders as the run begins: as built (the seed alone fixes them), with any pretrained weights."""
         self.n_classes, self.initial = model.n_classes, {}
-        for m in MODALITIES:
-            encoder = copy.deepcopy(getattr(model, f"{m}_encoder"))
+        for m in self.modalities:
+            encoder = copy.deepcopy(model.encoders[m])
             path = getattr(self.args, f"{m}_pretrain", None)
             if path is not None:
-                load_encoder_weights(encoder, path, f"{m}_encoder.")
+                load_encoder_weights(encoder, path, f"encoders.{m}.")
             self.initial[m] = {k: v.detach().clone() for k, v in encoder.named_parameters()}
 
     def split_train(self, train, seed, val=None):
@@ -100,12 +99,13 @@ class Relearning(Method):
         return epoch >= 2 and rest == 0 and 1 <= count <= self.args.relearn_times
 
     def features(self, dataset, keys, device):
-        d = FEATURE_DIM
-        rows = per_sample_rows(self.forward_batches, dataset, keys, width=2 * d + 1, device=device,
-                               rows=lambda out, labels: torch.cat([out.enc_a.float(), out.enc_v.float(),
-                                                                   labels[:, None].float()], 1))
+        """({name: encoder features (N, d)}, labels (N,)) of the clips `keys` picks, from one eval-mode pass."""
+        d, n = FEATURE_DIM, len(self.modalities)
+        rows = per_sample_rows(self.forward_batches, dataset, keys, width=n * d + 1, device=device,
+                               rows=lambda out, labels: torch.cat([out.enc[m].float() for m in self.modalities]
+                                                                  + [labels[:, None].float()], 1))
         labels = rows[:, -1].long().numpy()
-        return {"audio": rows[:, :d].numpy(), "visual": rows[:, d:-1].numpy()}, labels
+        return {m: rows[:, i * d:(i + 1) * d].numpy() for i, m in enumerate(self.modalities)}, labels
 
     def start_epoch(self, epoch, model, optimizer):
         if not self.relearns_before(epoch):
@@ -118,14 +118,14 @@ class Relearning(Method):
             train, train_labels = self.features(self.train_set, keys, device)
         held, held_labels = self.features(self.holdout, list(range(len(self.holdout))), device)
         record = {}
-        for m in MODALITIES:
+        for m in self.modalities:
             p_train = cluster_purity(train[m], train_labels, model.n_classes)
             p_held = cluster_purity(held[m], held_labels, model.n_classes)
             weight = float(np.tanh(self.args.relearn_lambda * abs(p_train - p_held)))
             # every process clustered the same features; averaging makes the weight one number for all
             weight = distributed.all_reduce_sum(torch.tensor(weight, dtype=torch.float64, device=device)).item() \
                 / distributed.world_size()
-            self.reinitialise(getattr(model, f"{m}_encoder"), self.initial[m], weight)
+            self.reinitialise(model.encoders[m], self.initial[m], weight)
             record.update({f"relearn_purity_train_{m}": p_train, f"relearn_purity_heldout_{m}": p_held,
                            f"relearn_weight_{m}": weight})
         return record

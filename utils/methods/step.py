@@ -1,6 +1,7 @@
 """What one training step gives a method: the batch, the model (as trained and unwrapped), the
 optimizer and precision, and the services a method may need to own its step (forward passes
-with a modality zeroed, gradients of single losses averaged over processes)."""
+with a modality zeroed, gradients of single losses averaged over processes). The batch's inputs are a dict
+{modality name: tensor}, the model's input."""
 import math
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
@@ -16,8 +17,7 @@ class Step:
     raw_model: torch.nn.Module   # the unwrapped model: its parameters, fusion, classifier
     optimizer: torch.optim.Optimizer
     precision: object            # utils.precision.Precision
-    audio: torch.Tensor
-    visual: torch.Tensor
+    inputs: Dict[str, torch.Tensor]
     labels: torch.Tensor
     epoch: int                   # 1-based
     index: int                   # 0-based step within the epoch
@@ -25,12 +25,17 @@ class Step:
     flags: Optional[torch.Tensor] = None  # per-sample flags of a resampled train set (Method.train_entries)
     loss_value: Optional[float] = None
 
-    def forward(self, audio=None, visual=None, raw: bool = False):
-        """The model's output on the batch (or on the inputs given, e.g. one zeroed); `raw` runs the
-        unwrapped model, for steps that take several backward passes through one forward."""
+    def forward(self, inputs: Optional[Dict[str, torch.Tensor]] = None, raw: bool = False):
+        """The model's output on the batch, with `inputs` (a dict of some modalities' inputs, e.g. one zeroed)
+        in place of the batch's; `raw` runs the unwrapped model, for steps that take several backward passes
+        through one forward."""
         model = self.raw_model if raw else self.model
         with self.precision.autocast():
-            return model(self.audio if audio is None else audio, self.visual if visual is None else visual)
+            return model(self.inputs if inputs is None else {**self.inputs, **inputs})
+
+    @property
+    def batch_size(self) -> int:
+        return self.labels.shape[0]
 
     def check_finite(self, loss: torch.Tensor) -> float:
         """The loss as a number; a non-finite one stops the run before any weight changes."""

@@ -1,5 +1,6 @@
-"""Reading the best.pt of an audio_only / visual_only run, for the methods built on uni-modal models
-(UMT's teachers, UME's members)."""
+"""Reading the uni-modal runs that some methods build on (UMT's teachers, UME's members, MSLR's learning
+rates): a run of the uni-modal baseline on one modality (audio_only / visual_only on the audio-visual scripts,
+--method unimodal --modality NAME on the others)."""
 import json
 from pathlib import Path
 from typing import Optional, Sequence
@@ -7,21 +8,45 @@ from typing import Optional, Sequence
 from dataset.errors import DataError
 
 from .. import distributed
-from ..checkpoint import check_compatible, load_checkpoint
+from ..checkpoint import check_compatible, current_keys, load_checkpoint
+
+
+def unimodal_method(modality: str) -> str:
+    """How a user names the uni-modal baseline on `modality`: NAME_only where that method exists (audio_only),
+    else unimodal --modality NAME."""
+    from . import METHODS  # the registry imports this module
+    return f"{modality}_only" if f"{modality}_only" in METHODS else f"unimodal --modality {modality}"
+
+
+def kept_modality(saved_args: dict) -> Optional[str]:
+    """The modality a run's flags (its args.json) trained alone, or None for a run of another method."""
+    from . import METHODS
+    method = saved_args.get("method")
+    if method == "unimodal":
+        return saved_args.get("modality")
+    return getattr(METHODS.get(method), "modality", None)  # audio_only's is fixed by its class
+
+
+def runs_in_order(modalities: Sequence[str]) -> str:
+    """'an audio_only and a visual_only run': the uni-modal runs a flag takes, in the dataset's order."""
+    named = [f"{'an' if n[0] in 'aeio' else 'a'} {n}" for n in map(unimodal_method, modalities)]
+    return (", ".join(named[:-1]) + " and " + named[-1] if len(named) > 1 else named[0]) + " run"
 
 
 def unimodal_checkpoint(run_dir, modality: str, flag: str, model, same_head: bool) -> dict:
-    """The run's best.pt, checked to be a `modality`_only run for the same classes (and, with `same_head`,
-    the same fusion and MMCosine head as `model`)."""
+    """The run's best.pt, checked to be a uni-modal run on `modality` of the same dataset's modalities, for the
+    same classes (and, with `same_head`, the same fusion and MMCosine head as `model`)."""
     path = Path(run_dir) / "best.pt"
+    wanted = unimodal_method(modality)
     if not path.is_file():
         raise DataError(f"{flag}: no best.pt in {run_dir}. Give the run directory of a finished "
-                        f"--method {modality}_only run")
+                        f"--method {wanted} run")
     ckpt = load_checkpoint(path)
     if list(ckpt["model_config"].get("modalities", [])) != [modality]:
-        raise DataError(f"{flag}: {run_dir} is not a {modality}_only run (its model uses "
-                        f"{', '.join(ckpt['model_config'].get('modalities', []))}). Give the {modality}_only run")
-    config = {"fusion": model.fusion_name, "mmcosine": model.mmcosine, "n_classes": model.n_classes}
+        raise DataError(f"{flag}: {run_dir} is not a {wanted} run (its model uses "
+                        f"{', '.join(ckpt['model_config'].get('modalities', []))}). Give the {wanted} run")
+    config = {"fusion": model.fusion_name, "mmcosine": model.mmcosine, "n_classes": model.n_classes,
+              "dataset_modalities": list(model.names)}
     if not same_head:  # only the encoder is used
         config.update(fusion=ckpt["model_config"]["fusion"], mmcosine=ckpt["model_config"]["mmcosine"])
     check_compatible(config, ckpt["model_config"], path)
@@ -59,6 +84,7 @@ def say_test_selection(runs: Sequence, ckpts: Sequence[dict], flag: str) -> None
 
 
 def encoder_state(ckpt: dict, modality: str) -> dict:
-    """The checkpoint's weights of one encoder, keys relative to the encoder."""
-    prefix = f"{modality}_encoder."
-    return {k[len(prefix):]: v for k, v in ckpt["model"].items() if k.startswith(prefix)}
+    """The checkpoint's weights of one encoder, keys relative to the encoder (checkpoints written before the
+    model was keyed by modality name included)."""
+    prefix = f"encoders.{modality}."
+    return {k[len(prefix):]: v for k, v in current_keys(ckpt["model"]).items() if k.startswith(prefix)}

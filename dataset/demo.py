@@ -5,6 +5,7 @@ and the tests run the real readers end to end.
     python -m dataset.demo --dataset ssw60 --out demo_data/SSW60 [--clips_per_class 30]
     python -m dataset.demo --dataset voxceleb --out demo_data/VoxCeleb   (layout: dataset/demo_voxceleb.py)
     python -m dataset.demo --dataset kinetics_sounds | ave | vggsound     (layouts: dataset/demo_layouts.py)
+    python -m dataset.demo --dataset ucf101 --out demo_data/UCF101         (RGB + flow: dataset/demo_ucf101.py)
 
 How a clip of class k (0..5 = NEU HAP SAD FEA DIS ANG) is built, deterministically from --seed:
 - audio (the easy but incomplete cue): a tone whose pitch is set by k // 2 (three pitches,
@@ -31,6 +32,7 @@ from PIL import Image
 from .cremad import EMOTIONS
 from .demo_cues import SAMPLE_RATE, synth_frame, synth_wave, write_clip
 from .demo_layouts import write_ave_demo, write_kinetics_sounds_demo, write_vggsound_demo
+from .demo_ucf101 import UCF_DEMO_CLASSES, write_ucf101_demo
 from .demo_voxceleb import write_voxceleb_demo
 from .splits import stratified_split, write_split
 
@@ -105,25 +107,42 @@ LAYOUTS = {"ssw60": ("demo_data/SSW60", write_ssw60_demo, "SSW60"),
            "vggsound": ("demo_data/VGGSound", write_vggsound_demo, "VGGSound")}
 
 
+def yes_or_no(text: str) -> bool:
+    word = str(text).strip().lower()
+    if word not in ("true", "1", "yes", "false", "0", "no"):
+        raise argparse.ArgumentTypeError(f"expected True/False/1/0/yes/no, got {text!r}")
+    return word in ("true", "1", "yes")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", choices=["cremad", "voxceleb", *LAYOUTS], default="cremad",
+    parser.add_argument("--dataset", choices=["cremad", "voxceleb", "ucf101", *LAYOUTS], default="cremad",
                         help="which layout to write")
     parser.add_argument("--out", default=None, help="where to write the tree (default demo_data/<dataset>)")
     parser.add_argument("--clips_per_class", type=int, default=None,
-                        help="clips per class (default 30; SSW60 8)")
+                        help="clips per class (default 30; SSW60 and UCF-101 8)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--layout", choices=["folder", "single"], default="folder",
                         help="CREMA-D only. folder: Image-01-FPS/<clip>/NNNNN.jpg; single: image/<clip>.jpg")
     parser.add_argument("--frames_per_clip", type=int, default=None,
-                        help="frames per clip (default 3; Kinetics-Sounds, AVE and VGGSound 10: 1 a second of 10 s)")
+                        help="frames per clip (default 3; Kinetics-Sounds, AVE and VGGSound 10: 1 a second of 10 s; "
+                             "UCF-101 6 RGB frames, the release reads frame_00001-00006)")
     parser.add_argument("--image_size", type=int, default=None,
-                        help="side of the written jpg frames (default 96 for CREMA-D, 64 for the others)")
+                        help="side of the written jpg frames (default 96 for CREMA-D, 32 for UCF-101, 64 for the others)")
+    parser.add_argument("--ucf_lists", type=yes_or_no, default=True,
+                        metavar="BOOL", help="UCF-101 only: write ucfTrainTestlist/ (classInd.txt and the split 1 "
+                                             "lists); without them the split comes from the video names")
     parser.add_argument("--test_fraction", type=float, default=0.2, help="CREMA-D and SSW60 only")
     args = parser.parse_args(argv)
     if args.dataset == "voxceleb":
         out = write_voxceleb_demo(Path(args.out or "demo_data/VoxCeleb"), seed=args.seed)
         print(f"wrote a demo speaker-verification set in the VoxCeleb layout to {out}")
+        return
+    if args.dataset == "ucf101":
+        per_class = args.clips_per_class or 8
+        out = write_ucf101_demo(Path(args.out or "demo_data/UCF101"), per_class, args.seed, args.frames_per_clip or 6,
+                                args.image_size or 32, lists=args.ucf_lists)
+        print(f"wrote {len(UCF_DEMO_CLASSES) * per_class} demo videos (RGB + flow) in the UCF-101 layout to {out}")
         return
     per_class = args.clips_per_class or (8 if args.dataset == "ssw60" else 30)
     if args.dataset == "cremad":

@@ -13,7 +13,7 @@ from conftest import TINY_FLAGS
 from dataset.errors import DataError
 from dataset.modalities import AUDIO_VISUAL
 from helpers.av_reference import check_run
-from helpers.tiny_models import THREE, build, tiny_batch, tiny_classifier
+from helpers.tiny_models import THREE, build, tiny_batch, tiny_classifier, unimodal_run
 from helpers.tiny_models import method_args as parsed_args
 from utils.methods import METHODS
 from utils.methods.ogm import modulation_coefficients
@@ -456,17 +456,8 @@ def test_gblending_reestimates_from_measurements(demo_root, tmp_path):
 # ---- UMT and UME on three modalities: one uni-modal run per modality, in the dataset's order
 def three_unimodal_run(tmp_path, modality, fusion="concat", mmcosine=False, seed=1):
     """A run directory holding the best.pt of a trained-looking uni-modal model on one of THREE's modalities."""
-    model = tiny_classifier(3, fusion, mmcosine=mmcosine, seed=seed, modalities=THREE)
-    model.keep_only(modality)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    run = tmp_path / f"{modality}-{fusion}-{mmcosine}"
-    run.mkdir()
-    torch.save({"model": model.state_dict(), "model_config": {
-        "fusion": fusion, "mmcosine": mmcosine, "n_classes": 3, "scaling": 10.0, "modalities": [modality],
-        "dataset_modalities": ["x", "y", "z"]}}, run / "best.pt")
-    return str(run), model.eval()
+    run, model = unimodal_run(tmp_path, modality, fusion, mmcosine, seed, modalities=THREE)
+    return str(run), model
 
 
 @pytest.mark.parametrize("fusion,mmcosine", [("concat", False), ("sum", False), ("concat", True), ("sum", True)])

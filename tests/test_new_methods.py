@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from dataset.errors import DataError
 from dataset.modalities import AUDIO_VISUAL
-from helpers.tiny_models import IN_CHANNELS, THREE, build, tiny_classifier
+from helpers.tiny_models import IN_CHANNELS, THREE, build, tiny_classifier, unimodal_run
 from utils.methods.agm import ScaleGradient, agm_coefficients, shapley_outputs
 from utils.methods.base import encoder_params
 from utils.methods.cml import cml_loss
@@ -458,19 +458,6 @@ def test_pairwise_methods_refuse_three_modalities_in_one_line(method):
 
 
 # ---- UMT and UME
-def unimodal_run(tmp_path, modality, fusion="concat", mmcosine=False, seed=1, **extra):
-    """A run directory holding the best.pt of a trained-looking uni-modal model (`extra`: more checkpoint entries)."""
-    model = tiny_classifier(3, fusion, mmcosine=mmcosine, seed=seed)
-    model.keep_only(modality)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    run = tmp_path / f"{modality}-{fusion}-{mmcosine}"
-    run.mkdir()
-    torch.save({"model": model.state_dict(), "model_config": {"fusion": fusion, "mmcosine": mmcosine, "n_classes": 3,
-                "scaling": 10.0, "modalities": [modality]}, **extra}, run / "best.pt")
-    model.eval()
-    return run, model
 
 
 @pytest.mark.parametrize("fusion,mmcosine", [("concat", False), ("sum", False), ("concat", True), ("sum", True)])

@@ -15,6 +15,7 @@ from torch.utils.data import Dataset
 from dataset.errors import DataError
 from dataset.modalities import Modality, frames_input, spectrogram_input
 from dataset.splits import read_split
+from helpers.tiny_models import TinyEncoder
 from utils.args import add_list_check_args, add_shared_args, entry_parser
 from utils.cli import run_main
 from utils.datasets import labelled_clip_datasets
@@ -71,22 +72,6 @@ class ThreeModalityClips(Dataset):
         clip, label = self.items[index]
         data = np.load(self.root / "clips" / f"{clip}.npz")
         return torch.from_numpy(data["x"]), torch.from_numpy(data["y"]), torch.from_numpy(data["z"]), label
-
-
-class TinyEncoder(torch.nn.Module):
-    """(B, C, H, W), or frames (B, C, T, H, W) folded into the batch, -> (B, 512)."""
-
-    def __init__(self, in_channels: int):
-        super().__init__()
-        self.trunk = torch.nn.Sequential(torch.nn.Conv2d(in_channels, 8, 3, 2, 1), torch.nn.BatchNorm2d(8),
-                                         torch.nn.ReLU(), torch.nn.Conv2d(8, 512, 3, 2, 1), torch.nn.ReLU())
-
-    def forward(self, x):
-        if x.dim() == 5:
-            b = x.shape[0]
-            maps = self.trunk(x.transpose(1, 2).reshape(-1, x.shape[1], *x.shape[3:]))
-            return maps.reshape(b, -1, *maps.shape[1:]).mean(dim=(1, 3, 4))
-        return self.trunk(x).mean(dim=(2, 3))
 
 
 def build_parser() -> argparse.ArgumentParser:

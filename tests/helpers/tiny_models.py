@@ -71,6 +71,22 @@ def tiny_batch(n: int = 6, seed: int = 3, modalities=AUDIO_VISUAL):
     return inputs, torch.arange(n) % 3
 
 
+def unimodal_run(tmp_path, modality, fusion="concat", mmcosine=False, seed=1, modalities=AUDIO_VISUAL, **extra):
+    """A run directory holding the best.pt of a trained-looking uni-modal model on `modality` (`extra`: more
+    checkpoint entries), and the model (eval mode): UMT's teachers, UME's members, MSLR's runs."""
+    model = tiny_classifier(3, fusion, mmcosine=mmcosine, seed=seed, modalities=modalities)
+    model.keep_only(modality)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    run = tmp_path / f"{modality}-{fusion}-{mmcosine}"
+    run.mkdir()
+    torch.save({"model": model.state_dict(), "model_config": {
+        "fusion": fusion, "mmcosine": mmcosine, "n_classes": 3, "scaling": 10.0, "modalities": [modality],
+        "dataset_modalities": [m.name for m in modalities]}, **extra}, run / "best.pt")
+    return run, model.eval()
+
+
 def resnet_classifier(n_classes: int = 6, fusion: str = "concat", mmcosine: bool = False, scaling: float = 10.0,
                       **encoders) -> MultiModalClassifier:
     """The audio-visual scripts' model (the ResNet18 pair), or the given encoders (audio=..., visual=...)."""

@@ -38,8 +38,8 @@ def parse(parser, argv=None):
 
 @contextmanager
 def sigterm_as_interrupt():
-    """While the block runs, SIGTERM raises Terminated in this process, so a scheduler's stop ends the run as
-    Ctrl-C does (last.pt intact, the --resume command said). The previous handler comes back afterwards: the
+    """While the block runs, SIGTERM (and SIGUSR1 / SIGUSR2, a scheduler's warning) raises Terminated in this
+    process, so a scheduler's stop ends the run as Ctrl-C does (last.pt intact, the --resume command said). The previous handler comes back afterwards: the
     process that imported the code (a notebook, pytest) keeps its own. Forked DataLoader workers inherit the
     handler and die of the signal as before."""
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
@@ -49,16 +49,19 @@ def sigterm_as_interrupt():
 
     def handler(signum, frame):
         if os.getpid() != owner:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGTERM)
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
             return
         raise Terminated()
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    # SLURM's warning before a preemption or the time limit (sbatch --signal, submitit) stops the run the same way
+    stops = [signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2]
+    previous = {s: signal.signal(s, handler) for s in stops}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, old in previous.items():
+            signal.signal(s, old)
 
 
 def run_main(parser, source, argv=None):

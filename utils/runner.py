@@ -180,15 +180,13 @@ def save_features(path: Path, features: dict, model, classes, modalities) -> Non
     save_atomic({**features, **weights, "classes": list(classes), "modalities": list(names(modalities))}, path)
 
 
-def save_epoch_files(run_dir: Path, state: dict, is_best: bool, features, model, classes, modalities) -> None:
-    """last.pt (and best.pt on a new best), plus the matching feature files when features are given."""
-    names = ["last", "best"] if is_best else ["last"]
-    for name in names:
-        # best.pt is for evaluation; resuming reads last.pt, so best.pt leaves out the optimizer's state
-        save_atomic(state if name == "last" else {k: v for k, v in state.items() if k != "optimizer"},
-                    run_dir / f"{name}.pt")
-        if features is not None:
-            save_features(run_dir / f"features_{name}.pt", features, model, classes, modalities)
+def save_epoch_file(run_dir: Path, name: str, state: dict, features, model, classes, modalities) -> None:
+    """last.pt or best.pt, plus the matching feature file when features are given."""
+    # best.pt is for evaluation; resuming reads last.pt, so best.pt leaves out the optimizer's state
+    save_atomic(state if name == "last" else {k: v for k, v in state.items() if k != "optimizer"},
+                run_dir / f"{name}.pt")
+    if features is not None:
+        save_features(run_dir / f"features_{name}.pt", features, model, classes, modalities)
 
 
 def train(args, source: DataSource, dist_device=None) -> dict:
@@ -303,13 +301,18 @@ def train(args, source: DataSource, dist_device=None) -> dict:
                          "scheduler": scheduler.state_dict(), "scaler": precision.scaler.state_dict(),
                          "method": method.state_dict(), "epoch": epoch, "best": best, "model_config": config,
                          "args": vars(args), "dataset": source.name, "script": source.script}
-                save_epoch_files(run_dir, state, best["epoch"] == epoch, features if args.save_features else None,
-                                 model, data.classes, modalities)
                 record = {**lrs, **method_record, **{f"train_{k}": v for k, v in train_stats.items()},
                           **{f"val_{k}": v for k, v in val_stats.items()},
                           **{f"test_{k}": v for k, v in test_stats.items()},
                           **classifier_weight_norms(model, tags(modalities)), **{f"best_{k}": v for k, v in best.items()}}
+                # The epoch's line first, then last.pt: a stop between the two leaves a line that resuming from the
+                # previous last.pt drops and writes again (the other order would lose the line for good).
                 logger.log_epoch(epoch, record)
+                kept = features if args.save_features else None
+                save_epoch_file(run_dir, "last", state, kept, model, data.classes, modalities)
+                finished = epoch  # from here a stop leaves last.pt of this epoch to resume from
+                if best["epoch"] == epoch:
+                    save_epoch_file(run_dir, "best", state, kept, model, data.classes, modalities)
             finished = epoch
             val_text = f"{source.describe_test('val', val_stats, modalities)} | " if val_stats else ""
             say(f"epoch {epoch}/{args.epochs}  {format_stats('train', train_stats, modalities)} | {val_text}"

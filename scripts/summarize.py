@@ -95,6 +95,25 @@ def find_runs(paths, failed=()):
     return runs
 
 
+def unfinished(run_dir: Path):
+    """(epochs logged, epochs asked) of a run that has not run all its epochs (still running, or stopped and
+    waiting to be resumed), else None. Runs whose args do not say how many epochs count as finished."""
+    args = json.loads((run_dir / "args.json").read_text())
+    rows = read_metrics(run_dir / "metrics.jsonl")
+    done = rows[-1]["epoch"] if rows else 0
+    return (done, args["epochs"]) if args.get("epochs") and done < args["epochs"] else None
+
+
+def device_hours(run_dirs) -> float:
+    """Hours the runs have trained and evaluated, from their own per-epoch times (train, validation and test
+    seconds of every logged epoch), one device per run."""
+    seconds = 0.0
+    for run_dir in run_dirs:
+        for row in read_metrics(run_dir / "metrics.jsonl"):
+            seconds += sum(v for k, v in row.items() if k.endswith("_seconds") and isinstance(v, (int, float)))
+    return seconds / 3600
+
+
 def summarize_run(run_dir: Path, metric: str = "acc") -> dict:
     """One run's numbers. `value` is the test number at best.pt's epoch: the best validation epoch
     when the run has a validation set, else the best test epoch."""
@@ -191,7 +210,12 @@ def main(argv=None):
     parser.add_argument("--plot", default=None, help="accuracy-vs-scaling PNG (default: scaling.png in the first path)")
     args = parser.parse_args(argv)
     failed = find_failed(args.paths)
-    runs = [summarize_run(d, args.metric) for d in find_runs(args.paths, failed)]
+    found = find_runs(args.paths, failed)
+    partial = {d: unfinished(d) for d in found}
+    partial = {d: p for d, p in partial.items() if p is not None}
+    runs = [summarize_run(d, args.metric) for d in found if d not in partial]
+    if not runs and not failed and partial:
+        print("no point of the grid has finished yet")
     first = Path(args.paths[0]) if Path(args.paths[0]).is_dir() else Path(".")
     csv_path = Path(args.csv or first / "summary.csv")
     tags = union(r["tags"] for r in runs)
@@ -208,6 +232,12 @@ def main(argv=None):
     if "accuracy" in kinds:
         print(f"{' / '.join(label(t) for t in tags_of['accuracy'])} accuracy and best epoch: at best.pt's epoch (the "
               "best validation epoch when the run has a --val_split validation set, else the best test epoch)")
+    if partial:
+        print(f"unfinished points, not in the table ({len(partial)}; running, or stopped: the same sweep command "
+              "resumes them):")
+        print("\n".join(f"- {run}: epoch {done} of {total}" for run, (done, total) in partial.items()))
+    hours = device_hours(list(found) + [d for d in failed if (d / "metrics.jsonl").is_file()])
+    print(f"compute used so far: {hours:.2f} device-hours (the runs' own epoch times; one device per run)")
     if failed:
         print(f"failed points, not in the table ({len(failed)}; rerun the sweep with --retry_failed to try again):")
         print("\n".join(f"- {run}: {reason}" for run, reason in failed.items()))

@@ -41,8 +41,9 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--clips_per_class", type=int, default=12)
-    parser.add_argument("flags", nargs="*", help="main_CD.py flags after --, e.g. -- --fusion_method gated")
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    flags = argv[argv.index("--") + 1:] if "--" in argv else []  # main_CD.py flags, e.g. -- --fusion_method gated
+    args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         other = tmp / "other"
@@ -52,7 +53,7 @@ def main(argv=None):
             from dataset.demo import write_demo
             data = write_demo(tmp / "CREMA-D", clips_per_class=args.clips_per_class, seed=0, layout="folder",
                               frames_per_clip=3, image_size=64, test_fraction=0.25)
-            flags = ["--image_size", "64", "--audio_seconds", "1.0", "--batch_size", "8", *args.flags]
+            flags = ["--image_size", "64", "--audio_seconds", "1.0", "--batch_size", "8", *flags]
             ratios = {"train": [], "test": []}
             for pair in range(args.pairs):
                 a = epoch_seconds(other, data, tmp / f"a{pair}", args.epochs, args.threads, flags)

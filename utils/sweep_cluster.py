@@ -5,6 +5,7 @@ whole) and the point is requeued; the requeued job finds last.pt and resumes exa
 import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -32,7 +33,7 @@ def run_pool(out: Path, points: Sequence[Point], launch: Launch, retry: bool, jo
     gpus = visible_gpus()
     free_slots = list(range(jobs))
     lock = threading.Lock()
-    launch.log_dir = out / "logs"
+    launch = replace(launch, log_dir=out / "logs")  # the caller's launch stays as it was
 
     def one(point: Point) -> str:
         with lock:

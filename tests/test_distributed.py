@@ -72,6 +72,27 @@ def test_torchrun_run_matches_single_process(tmp_path, demo_root):
     assert single.stdout.strip().splitlines()[-1] == double.stdout.strip().splitlines()[-1]
 
 
+def test_a_stop_signalled_to_one_process_stops_all_after_one_step_and_resumes_exactly(tmp_path, demo_root):
+    """SIGTERM reaching rank 1 alone during epoch 2: both processes stop after the same step, last.pt holds each
+    one's share of the epoch so far, and a torchrun --resume ends with the numbers of an uninterrupted torchrun run."""
+    flags = ["--train", "--data_root", str(demo_root), "--epochs", "3", *TINY_FLAGS, "--device", "cpu"]
+    helper = str(ROOT / "tests" / "helpers" / "stop_on_one_rank.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "STOP_EPOCH": "2"}
+    stopped = subprocess.run([*TORCHRUN, helper, *flags, "--run_dir", str(tmp_path / "stopped")], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=400)
+    assert stopped.returncode != 0 and "terminated (SIGTERM) in epoch 2 after step 1 of" in stopped.stderr, \
+        stopped.stderr[-3000:]
+    partial = torch.load(tmp_path / "stopped" / "last.pt", weights_only=True)["partial"]
+    assert partial["steps"] == 1 and len(partial["processes"]) == 2
+    launch_together([*TORCHRUN, "main_CD.py", "--resume", str(tmp_path / "stopped"), "--device", "cpu"],
+                    [*TORCHRUN, "main_CD.py", *flags, "--run_dir", str(tmp_path / "straight")])
+    resumed, straight = metrics(tmp_path / "stopped"), metrics(tmp_path / "straight")
+    assert [r["epoch"] for r in resumed] == [1, 2, 3]
+    for key, value in straight[-1].items():
+        if isinstance(value, float) and not key.endswith("seconds"):
+            assert resumed[-1][key] == pytest.approx(value, rel=1e-6, abs=1e-7), key
+
+
 # NAME@EPOCH: the epoch whose start and first two steps are compared (AMCo masks from its second epoch on,
 # ReconBoost's epoch 9 is the visual stage boosting against the audio member).
 TORCHRUN_METHODS = ["mmpareto", "agm", "inforeg", "opm", "mbsd", "mla", "amco@2", "reconboost@9", "lfm", "sample_level"]

@@ -1,6 +1,7 @@
 """main_CD.py end to end on tiny demo data: train, evaluate best.pt, resume."""
 import json
 import math
+import os
 
 import pytest
 import torch
@@ -102,16 +103,38 @@ STATEFUL = {"pmr": [], "inforeg": [], "agm": [], "cml": [], "mla": ["--mla_proje
             "lfm": ["--lfm_holdout_clips", "4"], "modality_level": ["--valuation_warmup", "1"]}
 
 
+def stop_after_first_step(monkeypatch):
+    """A scheduler's SIGTERM arriving during the next training step: the run takes it at the step's end."""
+    import signal
+
+    import utils.stop
+    real, sent = utils.stop.requested, []
+
+    def requested():
+        if not sent:
+            sent.append(os.kill(os.getpid(), signal.SIGTERM))
+        return real()
+    monkeypatch.setattr(utils.stop, "requested", requested)
+
+
 @pytest.mark.parametrize("method", sorted(STATEFUL))
-def test_methods_with_state_resume_exactly(method, demo_root, tmp_path):
+def test_methods_with_state_resume_exactly(method, demo_root, tmp_path, monkeypatch, capsys):
     """Prototypes, Fisher traces, running scores, projectors, stage plans, loss weights, resampled train sets
-    and per-epoch draws survive a resume: 2 epochs straight equal 1 epoch, then a resume for the second."""
+    and per-epoch draws survive a resume, between epochs and inside one: 2 epochs straight equal 1 epoch, a
+    resume stopped by SIGTERM after the second epoch's first step, and a resume for the rest."""
     flags = ["--train", "--data_root", str(demo_root), "--method", method, *TINY_FLAGS, "--learning_rate", "0.001",
              *STATEFUL[method]]
     # The resampled train set's copies are keys the loader's workers read: two workers draw what none do.
     workers = ["--num_workers", "2"] if method == "modality_level" else []
     main_CD.main([*flags, "--run_dir", str(tmp_path / "straight"), "--epochs", "2", *workers])
     main_CD.main([*flags, "--run_dir", str(tmp_path / "stopped"), "--epochs", "1"])
+    with monkeypatch.context() as patch:
+        stop_after_first_step(patch)
+        with pytest.raises(SystemExit) as stopped:
+            main_CD.main(["--resume", str(tmp_path / "stopped"), "--epochs", "2", "--no_progress"])
+    partial = torch.load(tmp_path / "stopped" / "last.pt", map_location="cpu", weights_only=True)["partial"]
+    assert stopped.value.code == 143 and (partial["epoch"], partial["steps"]) == (2, 1)
+    assert f"terminated (SIGTERM) in epoch 2 after step 1 of {partial['steps_in_epoch']}" in capsys.readouterr().err
     main_CD.main(["--resume", str(tmp_path / "stopped"), "--epochs", "2", "--no_progress"])
     straight, resumed = read_metrics(tmp_path / "straight"), read_metrics(tmp_path / "stopped")
     assert math.isfinite(straight[-1]["train_loss"])

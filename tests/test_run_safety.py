@@ -155,11 +155,22 @@ def test_sigterm_stops_like_ctrl_c_and_says_how_to_resume(demo_root, tmp_path):
     proc.send_signal(signal.SIGTERM)
     err = proc.communicate(timeout=120)[1].strip().splitlines()
     assert proc.returncode == 143 and len(err) == 1, err
-    held = torch.load(run / "last.pt", map_location="cpu", weights_only=False)["epoch"]
-    assert err[0] == (f"error: terminated (SIGTERM) in epoch {held + 1}; last.pt holds epoch {held}: "
-                      f"continue with --resume {run}")
+    last = torch.load(run / "last.pt", map_location="cpu", weights_only=True)
+    held, partial = last["epoch"], last.get("partial")
+    if partial is not None:  # inside an epoch's training steps: taken at the next step's end
+        assert partial["epoch"] == held + 1 and 1 <= partial["steps"] <= partial["steps_in_epoch"]
+        assert err[0] == (f"error: terminated (SIGTERM) in epoch {held + 1} after step {partial['steps']} of "
+                          f"{partial['steps_in_epoch']}; last.pt holds the epoch so far: continue with --resume {run}")
+    else:  # during an epoch's evaluation (taken once its files are written), or between two epochs
+        assert err[0] in (f"error: terminated (SIGTERM) after epoch {held}; last.pt holds it: continue with --resume {run}",
+                          f"error: terminated (SIGTERM) in epoch {held + 1}; last.pt holds epoch {held}: "
+                          f"continue with --resume {run}")
     assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == \
         list(range(1, held + 1))
+    subprocess.run([sys.executable, str(ROOT / "main_CD.py"), "--resume", str(run), "--epochs", str(held + 2)],
+                   cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == \
+        list(range(1, held + 3))
 
 
 def test_the_sigterm_handler_does_not_outlive_the_run(finished, capsys):

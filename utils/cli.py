@@ -10,7 +10,7 @@ from pathlib import Path
 
 from dataset.errors import DataError, first_line_of
 
-from . import distributed
+from . import distributed, stop
 from .args import apply_modality_shorthand, check_flags, explicit_flags, restore_settings
 from .run_dir import Interrupted, Terminated
 from .runner import evaluate_checkpoint, train
@@ -38,21 +38,21 @@ def parse(parser, argv=None):
 
 @contextmanager
 def sigterm_as_interrupt():
-    """While the block runs, SIGTERM (and SIGUSR1 / SIGUSR2, a scheduler's warning) raises Terminated in this
-    process, so a scheduler's stop ends the run as Ctrl-C does (last.pt intact, the --resume command said). The previous handler comes back afterwards: the
-    process that imported the code (a notebook, pytest) keeps its own. Forked DataLoader workers inherit the
-    handler and die of the signal as before."""
+    """While the block runs, SIGTERM (and SIGUSR1 / SIGUSR2, a scheduler's warning) stops the run as Ctrl-C does
+    (last.pt intact, the --resume command said): inside a training epoch at the end of the current step, with the
+    epoch so far in last.pt (utils/stop.py), elsewhere (or on a second signal) at once, by raising Terminated. The
+    previous handler comes back afterwards: the process that imported the code (a notebook, pytest) keeps its own.
+    Forked DataLoader workers inherit the handler and ignore the signal (a scheduler signals every process of the
+    job): the main process ends them when it has written its checkpoint."""
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
         yield
         return
     owner = os.getpid()
 
     def handler(signum, frame):
-        if os.getpid() != owner:
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
+        if os.getpid() != owner or stop.defer(signum):
             return
-        raise Terminated()
+        raise Terminated(signal.Signals(signum).name)
 
     # SLURM's warning before a preemption or the time limit (sbatch --signal, submitit) stops the run the same way
     stops = [signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2]
@@ -81,8 +81,8 @@ def run_main(parser, source, argv=None):
         _fail(str(err), 3)
     except Interrupted as err:
         _fail(str(err), err.exit_code)
-    except Terminated:
-        _fail("terminated (SIGTERM) before training started; nothing was written", 143)
+    except Terminated as err:
+        _fail(f"terminated ({err.signal_name}) before training started; nothing was written", 143)
     except KeyboardInterrupt:
         _fail("interrupted before training started; nothing was written", 130)
     except RuntimeError as err:  # a DataError raised inside a DataLoader worker arrives wrapped

@@ -2,13 +2,14 @@
 reduced over all processes when running distributed; evaluation also returns the features.
 Batches are (x_1, ..., x_M, labels[, flags]) in the dataset's modalities' order."""
 from contextlib import nullcontext
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 from tqdm import tqdm
 
 from dataset.modalities import tags
 
+from . import stop
 from .contributions import SubsetAccuracy
 from .methods.step import Step
 from .metrics import EpochMeter
@@ -32,22 +33,35 @@ def to_device(batch, modalities: Sequence, device, channels_last: bool = False):
     return inputs, labels
 
 
+class StoppedAtStep(Exception):
+    """A stop was asked for (utils/stop.py) and the epoch's first `steps` steps are done; `meter` holds their sums."""
+
+    def __init__(self, steps: int, steps_in_epoch: int, meter: EpochMeter):
+        super().__init__(f"stopped after step {steps} of {steps_in_epoch}")
+        self.steps, self.steps_in_epoch, self.meter = steps, steps_in_epoch, meter
+
+
 def train_one_epoch(model, loader, optimizer, precision, device, epoch: int, method, raw_model, modalities,
-                    show_progress: bool = True, channels_last: bool = False) -> Dict[str, float]:
+                    show_progress: bool = True, channels_last: bool = False, start_step: int = 0,
+                    meter: Optional[EpochMeter] = None) -> Dict[str, float]:
     """Each batch is one `method.train_step`; `raw_model` is the unwrapped model whose parameters the
-    method may touch."""
+    method may touch. A run resumed inside the epoch passes the steps done (`start_step`: the loader leaves
+    them out) and their `meter`. After each step a requested stop raises StoppedAtStep."""
     model.train()
-    meter = EpochMeter(tags(modalities))
+    meter = meter if meter is not None else EpochMeter(tags(modalities))
     n = len(modalities)
+    steps_in_epoch = start_step + len(loader)
     bar = tqdm(loader, desc=f"train {epoch}", leave=False, dynamic_ncols=True, disable=not show_progress)
-    for index, batch in enumerate(bar):
+    for index, batch in enumerate(bar, start=start_step):
         inputs, labels = to_device(batch[:n + 1], modalities, device, channels_last)
         flags = batch[n + 1].to(device) if len(batch) > n + 1 else None  # a resampling method's per-sample flags
-        step = Step(model, raw_model, optimizer, precision, inputs, labels, epoch, index, len(loader), flags)
+        step = Step(model, raw_model, optimizer, precision, inputs, labels, epoch, index, steps_in_epoch, flags)
         out, extras = method.train_step(step)
         meter.update(out, labels, extras)
         if step.loss_value is not None:
             bar.set_postfix(loss=f"{step.loss_value:.3f}")
+        if stop.requested():
+            raise StoppedAtStep(index + 1, steps_in_epoch, meter)
     return meter.result()
 
 

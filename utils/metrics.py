@@ -101,6 +101,18 @@ class EpochMeter:
             kept["labels"] = labels.cpu()
             self.kept.append(kept)
 
+    def state_dict(self) -> Dict:
+        """The sums so far (this process's), for a checkpoint taken inside an epoch (training meters keep no
+        features)."""
+        assert not self.keep_features, "an evaluation meter is never checkpointed"
+        return {"sums": self.sums, "confusion": self.confusion, "count": self.count, "extras": dict(self.extras),
+                "steps": self.steps}
+
+    def load_state_dict(self, state: Dict, device) -> None:
+        self.sums = None if state["sums"] is None else state["sums"].to(device)
+        self.confusion = None if state["confusion"] is None else state["confusion"].to(device)
+        self.count, self.extras, self.steps = state["count"], dict(state["extras"]), state["steps"]
+
     def features(self) -> Optional[Dict[str, torch.Tensor]]:
         """Every process's kept features, concatenated (call on all processes)."""
         if not self.keep_features:

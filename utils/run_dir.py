@@ -24,8 +24,12 @@ class Interrupted(Exception):
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, what SLURM and most schedulers send to stop a job, raised where Ctrl-C's KeyboardInterrupt
-    would be, so a run stops the same way (see utils/cli.py)."""
+    """SIGTERM, what SLURM and most schedulers send to stop a job (or SLURM's SIGUSR1/SIGUSR2 warning), raised where
+    Ctrl-C's KeyboardInterrupt would be, so a run stops the same way (see utils/cli.py)."""
+
+    def __init__(self, signal_name: str = "SIGTERM"):
+        super().__init__(signal_name)
+        self.signal_name = signal_name
 
 
 def default_run_dir(args, dataset_name: str) -> Path:

@@ -20,7 +20,7 @@ from dataset.errors import DataError
 from dataset.modalities import AUDIO_VISUAL, Modality, names, tags
 from models.encoders import audio_visual_encoders
 
-from . import distributed
+from . import distributed, step_checkpoint, stop
 from .args import restore_settings
 from .build import (build_model, build_optimizer, fill_model_flags, match_checkpoint_architecture, model_config,
                     optimizer_state_copies, prepare_model, resolve_device)
@@ -28,13 +28,13 @@ from .caching import attach_caches
 from .checkpoint import (check_compatible, check_free_space, load_checkpoint, load_encoder_weights, load_model_state,
                          save_atomic, state_bytes)
 from .datasets import Datasets
-from .engine import evaluate, to_device, train_one_epoch
+from .engine import StoppedAtStep, evaluate, to_device, train_one_epoch
 from .logger import RunLogger
 from .methods import build_method
-from .metrics import classifier_weight_norms
+from .metrics import EpochMeter, classifier_weight_norms
 from .precision import Precision
 from .run_dir import Interrupted, Terminated, check_writable, resolve_run_dir, write_run_start
-from .sampling import SeededSampler, make_batch_loader, make_loader
+from .sampling import ResumableBatches, SeededSampler, make_batch_loader, make_loader
 from .seed import epoch_seed, seed_everything
 
 
@@ -241,13 +241,16 @@ def train(args, source: DataSource, dist_device=None) -> dict:
     precision = Precision(args.amp, device)
     selection = source.selection(args)
     start_epoch, best = 1, {selection.key: None, "epoch": 0}
+    partial = None  # the epoch a stop interrupted between two steps (utils/step_checkpoint.py)
     if resume_state is not None:
         optimizer.load_state_dict(resume_state["optimizer"])
         scheduler.load_state_dict(resume_state["scheduler"])
         precision.scaler.load_state_dict(resume_state.get("scaler", {}))
         method.load_state_dict(resume_state.get("method", {}))
         start_epoch, best = resume_state["epoch"] + 1, resume_state["best"]
-        say(f"resuming {run_dir} at epoch {start_epoch}")
+        partial = resume_state.get("partial")
+        inside = f" after step {partial['steps']} of {partial['steps_in_epoch']}" if partial is not None else ""
+        say(f"resuming {run_dir} at epoch {start_epoch}{inside}")
 
     if batches is None:
         train_sampler = SeededSampler(data.train, args.random_seed, shuffle=True,
@@ -256,7 +259,7 @@ def train(args, source: DataSource, dist_device=None) -> dict:
                                    device.type == "cuda", train=True)
     else:
         train_sampler = batches
-        train_loader = make_batch_loader(data.train, train_sampler, args.num_workers, device.type == "cuda")
+        train_loader = make_batch_loader(data.train, ResumableBatches(batches), args.num_workers, device.type == "cuda")
     method.measure = lambda dataset: evaluate(eval_model, eval_loader_for(args, dataset, device), device, modalities,
                                               precision, False, args.channels_last)[0]
     method.forward_batches = lambda dataset, indices: forward_batches(args, eval_model, dataset, indices, device,
@@ -272,51 +275,82 @@ def train(args, source: DataSource, dist_device=None) -> dict:
     say(f"run directory: {run_dir}  ({len(data.train)} train{held}{val} / {len(data.test)} test clips, device {device}, "
         f"{distributed.world_size()} process(es))")
     finished = start_epoch - 1  # the last epoch whose last.pt and metrics line are written
+    stop.clear()
+
+    def checkpoint(epoch_done: int, **extra) -> dict:
+        return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "scaler": precision.scaler.state_dict(), "method": method.state_dict(), "epoch": epoch_done,
+                "best": best, "model_config": config, "args": vars(args), "dataset": source.name,
+                "script": source.script, **extra}
+
     try:
         for epoch in range(start_epoch, args.epochs + 1):
-            train_sampler.set_epoch(epoch)
-            torch.manual_seed(epoch_seed(args.random_seed, epoch))
-            method_record = method.start_epoch(epoch, model, optimizer) or {}
-            train_sampler.set_entries(method.train_entries(epoch))  # None: every clip once
-            lrs = {f"lr_{g['name']}" if "name" in g else "lr": g["lr"] for g in optimizer.param_groups}
-            started = time.perf_counter()
-            train_stats = train_one_epoch(train_model, train_loader, optimizer, precision, device, epoch, method,
-                                          model, modalities, show, args.channels_last)
-            train_stats["seconds"] = time.perf_counter() - started
-            method_record.update(method.end_epoch(epoch, model) or {})
-            scheduler.step()
-            val_stats = {}
-            if data.val is not None:
+            with stop.deferred():  # a scheduler's stop from here is taken at the next step's end, or after the epoch
+                train_sampler.set_epoch(epoch)
+                meter, start_step, seconds_before = EpochMeter(tags(modalities)), 0, 0.0
+                if partial is not None and partial["epoch"] == epoch:
+                    step_checkpoint.restore(partial, meter, method, model, device, Path(args.resume) / "last.pt")
+                    method_record, lrs = dict(partial["record"]), dict(partial["lrs"])
+                    start_step, seconds_before = partial["steps"], partial["seconds"]
+                    train_sampler.set_entries(method.train_entries(epoch))
+                    train_loader.batch_sampler.skip = start_step
+                    step_checkpoint.restore_generators(partial, device)
+                else:
+                    torch.manual_seed(epoch_seed(args.random_seed, epoch))
+                    method_record = method.start_epoch(epoch, model, optimizer) or {}
+                    train_sampler.set_entries(method.train_entries(epoch))  # None: every clip once
+                    lrs = {f"lr_{g['name']}" if "name" in g else "lr": g["lr"] for g in optimizer.param_groups}
                 started = time.perf_counter()
-                val_stats, _ = source.test(args, model, eval_model, data.val, device, precision, show, modalities)
-                val_stats["seconds"] = time.perf_counter() - started
-            started = time.perf_counter()
-            test_stats, features = source.test(args, model, eval_model, data.test, device, precision, show, modalities)
-            test_stats["seconds"] = time.perf_counter() - started
-            selecting, split = (val_stats, "val") if data.val is not None else (test_stats, "test")
-            if selection.improves(selecting[selection.key], best):
-                best = selection.record(epoch, selecting, test_stats, split)
-            if main:
-                state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "scheduler": scheduler.state_dict(), "scaler": precision.scaler.state_dict(),
-                         "method": method.state_dict(), "epoch": epoch, "best": best, "model_config": config,
-                         "args": vars(args), "dataset": source.name, "script": source.script}
-                record = {**lrs, **method_record, **{f"train_{k}": v for k, v in train_stats.items()},
-                          **{f"val_{k}": v for k, v in val_stats.items()},
-                          **{f"test_{k}": v for k, v in test_stats.items()},
-                          **classifier_weight_norms(model, tags(modalities)), **{f"best_{k}": v for k, v in best.items()}}
-                # The epoch's line first, then last.pt: a stop between the two leaves a line that resuming from the
-                # previous last.pt drops and writes again (the other order would lose the line for good).
-                logger.log_epoch(epoch, record)
-                kept = features if args.save_features else None
-                save_epoch_file(run_dir, "last", state, kept, model, data.classes, modalities)
-                finished = epoch  # from here a stop leaves last.pt of this epoch to resume from
-                if best["epoch"] == epoch:
-                    save_epoch_file(run_dir, "best", state, kept, model, data.classes, modalities)
-            finished = epoch
-            val_text = f"{source.describe_test('val', val_stats, modalities)} | " if val_stats else ""
-            say(f"epoch {epoch}/{args.epochs}  {format_stats('train', train_stats, modalities)} | {val_text}"
-                f"{source.describe_test('test', test_stats, modalities)} | best {selection.describe(best)}")
+                try:
+                    train_stats = train_one_epoch(train_model, train_loader, optimizer, precision, device, epoch,
+                                                  method, model, modalities, show, args.channels_last, start_step, meter)
+                except StoppedAtStep as stopped:
+                    seconds = seconds_before + time.perf_counter() - started
+                    kept = step_checkpoint.capture(epoch, stopped.steps, stopped.steps_in_epoch, stopped.meter, method,
+                                                   device, method_record, lrs, seconds)
+                    if main:
+                        save_epoch_file(run_dir, "last", checkpoint(epoch - 1, partial=kept), None, model,
+                                        data.classes, modalities)
+                    raise Interrupted(f"terminated ({stop.signal_name()}) in epoch {epoch} after step {stopped.steps} "
+                                      f"of {stopped.steps_in_epoch}; last.pt holds the epoch so far: continue with "
+                                      f"--resume {run_dir}", exit_code=143) from None
+                train_stats["seconds"] = seconds_before + time.perf_counter() - started
+                method_record.update(method.end_epoch(epoch, model) or {})
+                scheduler.step()
+                val_stats = {}
+                if data.val is not None:
+                    started = time.perf_counter()
+                    val_stats, _ = source.test(args, model, eval_model, data.val, device, precision, show, modalities)
+                    val_stats["seconds"] = time.perf_counter() - started
+                started = time.perf_counter()
+                test_stats, features = source.test(args, model, eval_model, data.test, device, precision, show,
+                                                   modalities)
+                test_stats["seconds"] = time.perf_counter() - started
+                selecting, split = (val_stats, "val") if data.val is not None else (test_stats, "test")
+                if selection.improves(selecting[selection.key], best):
+                    best = selection.record(epoch, selecting, test_stats, split)
+                if main:
+                    state = checkpoint(epoch)
+                    record = {**lrs, **method_record, **{f"train_{k}": v for k, v in train_stats.items()},
+                              **{f"val_{k}": v for k, v in val_stats.items()},
+                              **{f"test_{k}": v for k, v in test_stats.items()},
+                              **classifier_weight_norms(model, tags(modalities)),
+                              **{f"best_{k}": v for k, v in best.items()}}
+                    # The epoch's line first, then last.pt: a stop between the two leaves a line that resuming from
+                    # the previous last.pt drops and writes again (the other order would lose the line for good).
+                    logger.log_epoch(epoch, record)
+                    kept = features if args.save_features else None
+                    save_epoch_file(run_dir, "last", state, kept, model, data.classes, modalities)
+                    finished = epoch  # from here a stop leaves last.pt of this epoch to resume from
+                    if best["epoch"] == epoch:
+                        save_epoch_file(run_dir, "best", state, kept, model, data.classes, modalities)
+                finished = epoch
+                val_text = f"{source.describe_test('val', val_stats, modalities)} | " if val_stats else ""
+                say(f"epoch {epoch}/{args.epochs}  {format_stats('train', train_stats, modalities)} | {val_text}"
+                    f"{source.describe_test('test', test_stats, modalities)} | best {selection.describe(best)}")
+                if epoch < args.epochs and stop.requested():
+                    raise Interrupted(f"terminated ({stop.signal_name()}) after epoch {epoch}; last.pt holds it: "
+                                      f"continue with --resume {run_dir}", exit_code=143)
     except FloatingPointError as err:
         kept = f"the last good checkpoint is {run_dir / 'last.pt'} (epoch {finished})" if finished else \
             "no checkpoint was written (it diverged in the first epoch)"
@@ -325,7 +359,7 @@ def train(args, source: DataSource, dist_device=None) -> dict:
         # `finished`, not `epoch`: a signal between an epoch's files and the next epoch's start finds them written
         kept = f"last.pt holds epoch {finished}: continue with --resume {run_dir}" if finished else \
             "no epoch had finished, so there is nothing to resume"
-        what, code = ("terminated (SIGTERM)", 143) if isinstance(err, Terminated) else ("interrupted", 130)
+        what, code = (f"terminated ({err.signal_name})", 143) if isinstance(err, Terminated) else ("interrupted", 130)
         raise Interrupted(f"{what} in epoch {finished + 1}; {kept}", exit_code=code) from None
     finally:
         if logger is not None:

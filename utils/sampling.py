@@ -2,6 +2,7 @@
 is a function of (seed, epoch, sample) alone: the same with any worker count, on any rank,
 before or after a resume. A method that resamples the training set hands the sampler the epoch's
 entries, (index, flag) pairs; its keys are then (index, augmentation seed, flag) triples."""
+import itertools
 import random
 from typing import List, Optional, Tuple
 
@@ -73,13 +74,35 @@ class TrainBatches(Sampler):
         return -(-(len(self.sampler) - self._dropped()) // self.batch_size)
 
 
+class ResumableBatches(Sampler):
+    """Another batch sampler's batches, the first `skip` of them left out once: a run resumed inside an epoch
+    draws the rest of that epoch's batches (the sampler's order is a function of the seed and epoch) without
+    reading the clips it had trained on. set_epoch / set_entries reach the wrapped sampler."""
+
+    def __init__(self, batches):
+        self.batches, self.skip = batches, 0
+
+    def __iter__(self):
+        skip, self.skip = self.skip, 0
+        return itertools.islice(iter(self.batches), skip, None)
+
+    def __len__(self) -> int:
+        return len(self.batches) - self.skip
+
+    def set_epoch(self, epoch: int) -> None:
+        self.batches.set_epoch(epoch)
+
+    def set_entries(self, entries) -> None:
+        self.batches.set_entries(entries)
+
+
 def make_loader(dataset, batch_size: int, sampler, num_workers: int, pin_memory: bool,
                 train: bool = False) -> DataLoader:
     if train:
         # BatchNorm cannot train on a batch of one; only then is the (shuffled) last sample left out.
         # (Distributed runs synchronise BatchNorm over all processes, so they never see a batch of one.)
         batches = TrainBatches(sampler, batch_size, drop_single=distributed.world_size() == 1)
-        return make_batch_loader(dataset, batches, num_workers, pin_memory)
+        return make_batch_loader(dataset, ResumableBatches(batches), num_workers, pin_memory)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                       pin_memory=pin_memory, persistent_workers=num_workers > 0)
 

@@ -117,3 +117,33 @@ class Method:
 
     def load_state_dict(self, state: Dict) -> None:
         pass
+
+    # What the runner sets or builds again on every start (flags, names, its services), never a checkpoint's.
+    _REBUILT = frozenset({"args", "modalities", "tags", "measure", "forward_batches", "prepare_batch"})
+
+    def epoch_state(self) -> Dict:
+        """What start_epoch and the steps so far left in the method that state_dict does not hold, for a checkpoint
+        taken inside an epoch: every attribute whose value is plain data (tensors, numbers, strings, and lists,
+        tuples and dicts of them). Anything else a method holds (datasets, modules) is built again by __init__,
+        split_train and configure_model."""
+        return {k: v for k, v in vars(self).items() if k not in self._REBUILT and is_plain(v)}
+
+    def load_epoch_state(self, state: Dict) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
+
+    def resume_epoch(self, epoch: int, model) -> None:
+        """Called instead of start_epoch when a run resumes inside an epoch, after the method's state and epoch
+        state are restored: put back into the model what start_epoch puts there and its state does not keep."""
+
+
+def is_plain(value) -> bool:
+    if isinstance(value, torch.nn.Parameter):  # the model's own, restored with the model
+        return False
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(is_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, (str, int)) and is_plain(v) for k, v in value.items())
+    return False

@@ -110,3 +110,6 @@ class Greedy(Method):
         # After a resume the restored state must reach the model before the first forward.
         model.mid_fusion.cut = self.cut if self.rebalancing else None
         return {}
+
+    def resume_epoch(self, epoch, model):
+        self.start_epoch(epoch, model, None)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .fusion import FUSIONS, PAIRWISE, total
+from .fusion import FUSIONS, PAIRWISE, GeodesicMixup, total
 from .heads import SharedClassifier, build_combiner
 from .mmcosine import cosine_logits
 from .mmtm import MMTMBridge
@@ -28,6 +28,8 @@ class ModalOutput(NamedTuple):
     enc: Optional[Tensors] = None
     # Separate uni-modal heads on the encoder features, where a method added them (MMPareto).
     heads: Optional[Tensors] = None
+    # The fused head's logits before a method's combiner turned them into `logits` (= logits without a combiner).
+    fused: Optional[torch.Tensor] = None
 
 
 def check_fusion(fusion: str, n_modalities: int) -> None:
@@ -61,6 +63,7 @@ class MultiModalClassifier(nn.Module):
         self.combiner: Optional[nn.Module] = None
         # Set by a method for training steps: {name: enc} -> {name: enc} between encoders and fusion (OPM).
         self.feature_transform = None
+        self.frozen: tuple = ()                   # encoders kept frozen and in eval mode (freeze_encoders)
 
     def _freeze_cosine_biases(self) -> None:
         if self.mmcosine:
@@ -79,6 +82,9 @@ class MultiModalClassifier(nn.Module):
         if spec.get("shared") is not None:
             self.fusion = SharedClassifier(self.n_classes, self.names, self.feature_dim(), **spec["shared"])
             self._freeze_cosine_biases()
+        if spec.get("geodesic") is not None:  # IPRM: the slerp of the modalities' features in place of the fusion
+            self.fusion = GeodesicMixup(self.n_classes, self.names, self.feature_dim(), **spec["geodesic"])
+            self._freeze_cosine_biases()
         if spec.get("combine") is not None:
             self.combiner = build_combiner(self.n_classes, spec["combine"], len(self.names))
 
@@ -94,6 +100,21 @@ class MultiModalClassifier(nn.Module):
         head_video); its logits come out as `heads`."""
         dim = self.feature_dim()
         self.unimodal_heads = nn.ModuleDict({m: nn.Linear(dim, self.n_classes) for m in self.names})
+
+    def freeze_encoders(self, names) -> None:
+        """Encoders that neither learn nor move their BatchNorm statistics (DI-MML's second stage trains a head on
+        the first stage's encoders): no gradient, and eval mode even while the model trains."""
+        self.frozen = tuple(names)
+        for name in self.frozen:
+            for p in self.encoders[name].parameters():
+                p.requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for name in getattr(self, "frozen", ()):
+            self.encoders[name].eval()
+        return self
 
     def keep_only(self, modality: str) -> None:
         """Uni-modal model with the same encoder and head: the other encoders are frozen and skipped,
@@ -138,7 +159,8 @@ class MultiModalClassifier(nn.Module):
         feat, fused = self.fusion(enc)
         unimodal = self.unimodal_logits(feat)
         logits = total(unimodal[m] for m in self.names) if self.mmcosine else fused
-        if self.combiner is not None:
-            unimodal, logits = self.combiner(unimodal, logits)
         heads = {m: self.unimodal_heads[m](enc[m]) for m in self.names} if self.unimodal_heads is not None else None
-        return ModalOutput(feat, unimodal, logits, fused, enc, heads)
+        before = logits
+        if self.combiner is not None:
+            unimodal, logits = self.combiner(unimodal, logits, heads)
+        return ModalOutput(feat, unimodal, logits, fused, enc, heads, before)

@@ -132,3 +132,54 @@ class GatedFusion(_PairwiseHead):
 
 
 FUSIONS = {"sum": SumFusion, "concat": ConcatFusion, "film": FiLMFusion, "gated": GatedFusion}
+
+
+class GeodesicMixup(nn.Module):
+    """IPRM's fusion: the spherical interpolation (slerp) of the two modalities' unit features,
+    mix = [sin(w_1 theta) x1/|x1| + sin(w_2 theta) x2/|x2|] / (sin theta + 1e-8), theta the angle between them,
+    scored by one linear layer (the authors' head_mixup). The mixing weights are a buffer (so a checkpoint evaluates
+    with the weights it trained to); a method may set `weights` ({name: (B,) or scalar}) for its training steps.
+    The slerp is linear in its two terms, so each modality's term is its `feat` and the layer's weight scores both:
+    the uni-modal logits (W term_m + b/2) sum to the fused ones, as for the other fusions."""
+
+    def __init__(self, n_classes: int, names: Sequence[str], dim: int = FEATURE_DIM, eps: float = 1e-8):
+        super().__init__()
+        if len(names) != 2:
+            raise ValueError(f"the geodesic mixup is defined for exactly two modalities, not {len(names)}")
+        self.names, self.eps = tuple(names), eps
+        self.fc_out = nn.Linear(dim, n_classes)
+        self.register_buffer("mix", torch.full((2,), 0.5))  # the weights used where no method sets them
+        self.weights = None
+
+    def terms(self, feats: Dict[str, torch.Tensor], weights=None) -> Dict[str, torch.Tensor]:
+        """Each modality's slerp term at `weights` ({name: weight}; default: the buffer's)."""
+        first, second = self.names
+        x1 = torch.nn.functional.normalize(feats[first], dim=1)
+        x2 = torch.nn.functional.normalize(feats[second], dim=1)
+        theta = torch.acos((x1 * x2).sum(1, keepdim=True).clamp(-1.0, 1.0))
+        if weights is None:
+            weights = self.weights if self.weights is not None else dict(zip(self.names, self.mix))
+        scale = torch.sin(theta) + self.eps
+        w1, w2 = (torch.as_tensor(weights[m], dtype=theta.dtype, device=theta.device).reshape(-1, 1)
+                  for m in self.names)
+        return {first: torch.sin(w1 * theta) * x1 / scale, second: torch.sin(w2 * theta) * x2 / scale}
+
+    def forward(self, feats):
+        terms = self.terms(feats)
+        return terms, self.fc_out(total(terms.values()))
+
+    def classifier_weights(self):
+        return {m: self.fc_out.weight for m in self.names}
+
+    def classifier_biases(self):
+        return {m: self.fc_out.bias / len(self.names) for m in self.names}
+
+    def classifier_grads(self):
+        g = self.fc_out.weight.grad
+        return {m: g for m in self.names}
+
+    def classifier_layer_biases(self):
+        return [self.fc_out.bias]
+
+    def classifier_layer_weights(self):
+        return [self.fc_out.weight]

@@ -1,13 +1,15 @@
 """Heads a balancing method may put on the model: a classifier shared by the modalities in place
 of the fusion layer (MLA, ReconBoost), and a combiner that turns the modalities' logits into the
-fused prediction (MLA's entropy weights, ReconBoost's boost rate, AMCo's class-mixing layer).
+fused prediction (MLA's entropy weights, ReconBoost's boost rate, AMCo's class-mixing layer, the sum of
+separate uni-modal heads of BSS / IPRM, DI-MML's certainty-weighted ensemble).
 
 A head is described by a plain dict (a "head spec"), e.g.
 
     {"shared": {"hidden": 256}, "combine": {"name": "boosted", "boost_rate": 1.0}}
 
 which the checkpoint keeps (model_config["head"]), so evaluating a checkpoint rebuilds the model the
-method trained without the method's flags. Combiners take ({name: uni-modal logits}, fused logits) and return
+method trained without the method's flags. Combiners take ({name: uni-modal logits}, fused logits, {name: separate
+uni-modal head's logits} or None) and return
 the uni-modal logits they were given (AMCo's training masks change them) and the fused logits.
 """
 from typing import Optional
@@ -90,7 +92,7 @@ class EntropyWeighted(nn.Module):
         norm = total(e.values())
         return {m: e[m] / norm for m in names}
 
-    def forward(self, unimodal, logits):
+    def forward(self, unimodal, logits, heads=None):
         w = self.weights(unimodal)
         return unimodal, total(w[m] * unimodal[m] for m in unimodal)
 
@@ -105,7 +107,7 @@ class Boosted(nn.Module):
         self.boost_rate = nn.Parameter(torch.tensor(float(boost_rate)))
         self.register_buffer("members", torch.ones(n_modalities))
 
-    def forward(self, unimodal, logits):
+    def forward(self, unimodal, logits, heads=None):
         return unimodal, self.boost_rate * total(self.members[i] * x for i, x in enumerate(unimodal.values()))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
@@ -124,13 +126,50 @@ class ClassMixing(nn.Module):
         self.linear = nn.Linear(n_classes, n_classes)
         self.masks: Optional[dict] = None
 
-    def forward(self, unimodal, logits):
+    def forward(self, unimodal, logits, heads=None):
         if self.training and self.masks is not None:
             unimodal = {m: x if self.masks.get(m) is None else x * self.masks[m] for m, x in unimodal.items()}
         return unimodal, self.linear(total(unimodal.values()))
 
 
-COMBINERS = {"entropy": EntropyWeighted, "boosted": Boosted, "class_mixing": ClassMixing}
+def _separate_heads(heads, name: str):
+    if heads is None:
+        raise ValueError(f"the {name} combiner scores the separate uni-modal heads: the model has none "
+                         "(add_unimodal_heads)")
+    return heads
+
+
+class HeadsSum(nn.Module):
+    """The prediction as the sum of the separate uni-modal heads' logits (BSS on CREMA-D, IPRM with the fused
+    head too, BSS on Kinetics-Sounds): the fused head is left out unless `with_fused`."""
+
+    def __init__(self, n_classes: int, with_fused: bool = False):
+        super().__init__()
+        self.with_fused = bool(with_fused)
+
+    def forward(self, unimodal, logits, heads=None):
+        parts = list(_separate_heads(heads, "heads_sum").values()) + ([logits] if self.with_fused else [])
+        return unimodal, total(parts)
+
+
+class CertaintyWeighted(nn.Module):
+    """DI-MML's test-time ensemble: sum_k w_k z_k over the separate uni-modal heads and the fused head, with
+    w = softmax over k of (the largest class probability of z_k) / temperature, per sample: the more certain a
+    head is on a sample, the more it counts there."""
+
+    def __init__(self, n_classes: int, temperature: float = 1.0):
+        super().__init__()
+        self.temperature = float(temperature)
+
+    def forward(self, unimodal, logits, heads=None):
+        parts = [*_separate_heads(heads, "certainty").values(), logits]
+        certainty = torch.stack([F.softmax(z.float(), dim=1).max(dim=1).values for z in parts], dim=1)
+        w = F.softmax(certainty / self.temperature, dim=1).to(logits.dtype)
+        return unimodal, total(w[:, k:k + 1] * z for k, z in enumerate(parts))
+
+
+COMBINERS = {"entropy": EntropyWeighted, "boosted": Boosted, "class_mixing": ClassMixing, "heads_sum": HeadsSum,
+             "certainty": CertaintyWeighted}
 
 
 def build_combiner(n_classes: int, spec: dict, n_modalities: int = 2) -> nn.Module:

@@ -189,6 +189,18 @@ def save_epoch_file(run_dir: Path, name: str, state: dict, features, model, clas
         save_features(run_dir / f"features_{name}.pt", features, model, classes, modalities)
 
 
+def add_param_groups(optimizer, method) -> None:
+    """Parameters the method added to the model (AUG's learners) join the optimizer at its current settings."""
+    for group in method.new_param_groups():
+        optimizer.add_param_group(group)
+
+
+def set_train_entries(sampler, method, epoch: int) -> None:
+    """The epoch's training samples as the method draws them (None: every clip once, shuffled), in its order."""
+    sampler.set_entries(method.train_entries(epoch), ordered=method.ordered_entries,
+                        homogeneous=method.homogeneous_batches)
+
+
 def train(args, source: DataSource, dist_device=None) -> dict:
     main = distributed.is_main_process()
     resume_state = load_checkpoint(Path(args.resume) / "last.pt") if args.resume else None
@@ -223,6 +235,9 @@ def train(args, source: DataSource, dist_device=None) -> dict:
             say(load_encoder_weights(encoder, path, f"encoders.{name}.", getattr(args, f"{name}_first_layer", "average")))
     if resume_state is not None:
         check_compatible(config, resume_state["model_config"], Path(args.resume) / "last.pt")
+        grown = resume_state["model_config"].get("head")
+        if grown is not None and grown != model.head_spec:  # a head the method grew during the run (AUG's learners), as last.pt has it
+            model.set_head(grown)
         load_model_state(model, resume_state["model"], Path(args.resume) / "last.pt")
     batches = source.train_batches(args, data.train, distributed.world_size(), distributed.rank()) \
         if source.train_batches is not None else None
@@ -280,7 +295,8 @@ def train(args, source: DataSource, dist_device=None) -> dict:
     def checkpoint(epoch_done: int, **extra) -> dict:
         return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "scaler": precision.scaler.state_dict(), "method": method.state_dict(), "epoch": epoch_done,
-                "best": best, "model_config": config, "args": vars(args), "dataset": source.name,
+                "best": best, "model_config": model_config(args, data.classes, model), "args": vars(args),
+                "dataset": source.name,
                 "script": source.script, **extra}
 
     try:
@@ -292,13 +308,14 @@ def train(args, source: DataSource, dist_device=None) -> dict:
                     step_checkpoint.restore(partial, meter, method, model, device, Path(args.resume) / "last.pt")
                     method_record, lrs = dict(partial["record"]), dict(partial["lrs"])
                     start_step, seconds_before = partial["steps"], partial["seconds"]
-                    train_sampler.set_entries(method.train_entries(epoch))
+                    set_train_entries(train_sampler, method, epoch)
                     train_loader.batch_sampler.skip = start_step
                     step_checkpoint.restore_generators(partial, device)
                 else:
                     torch.manual_seed(epoch_seed(args.random_seed, epoch))
                     method_record = method.start_epoch(epoch, model, optimizer) or {}
-                    train_sampler.set_entries(method.train_entries(epoch))  # None: every clip once
+                    add_param_groups(optimizer, method)
+                    set_train_entries(train_sampler, method, epoch)
                     lrs = {f"lr_{g['name']}" if "name" in g else "lr": g["lr"] for g in optimizer.param_groups}
                 started = time.perf_counter()
                 try:
@@ -316,6 +333,7 @@ def train(args, source: DataSource, dist_device=None) -> dict:
                                       f"--resume {run_dir}", exit_code=143) from None
                 train_stats["seconds"] = seconds_before + time.perf_counter() - started
                 method_record.update(method.end_epoch(epoch, model) or {})
+                add_param_groups(optimizer, method)
                 scheduler.step()
                 val_stats = {}
                 if data.val is not None:

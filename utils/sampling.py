@@ -22,12 +22,15 @@ class SeededSampler(Sampler):
         self.shuffle, self.num_replicas, self.rank = shuffle, num_replicas, rank
         self.set_entries(None)
 
-    def set_entries(self, entries: Optional[List[Tuple[int, int]]]) -> None:
-        """The samples of the coming epochs: (index, flag) entries, or None for each clip once."""
-        self.entries = entries
+    def set_entries(self, entries: Optional[List[Tuple[int, int]]], ordered: bool = False,
+                    homogeneous: bool = False) -> None:
+        """The samples of the coming epochs: (index, flag) entries, or None for each clip once. `ordered`: in the
+        order given, not shuffled (the method decided it: BSS's self-paced order, Data Remixing's subsets);
+        `homogeneous`: no batch mixes two flags (TrainBatches starts a new batch where the flag changes)."""
+        self.entries, self.homogeneous = entries, homogeneous and entries is not None
         positions = range(self.size if entries is None else len(entries))
         self.order = DistributedSampler(positions, num_replicas=self.num_replicas, rank=self.rank,
-                                        shuffle=self.shuffle, seed=self.seed)
+                                        shuffle=self.shuffle and not (ordered and entries is not None), seed=self.seed)
         self.order.set_epoch(self.epoch)
 
     def set_epoch(self, epoch: int) -> None:
@@ -49,7 +52,9 @@ class SeededSampler(Sampler):
 
 class TrainBatches(Sampler):
     """Batches of `batch_size` keys from `sampler`; a last batch of a single sample is left out, since
-    BatchNorm cannot train on it. Decided every epoch, as a resampled train set changes its length."""
+    BatchNorm cannot train on it. Decided every epoch, as a resampled train set changes its length. Where the
+    sampler's entries are homogeneous (SeededSampler.set_entries), a batch ends where the flag changes, and a
+    group's last batch of one sample is left out likewise."""
 
     def __init__(self, sampler, batch_size: int, drop_single: bool):
         self.sampler, self.batch_size, self.drop_single = sampler, batch_size, drop_single
@@ -57,7 +62,13 @@ class TrainBatches(Sampler):
     def _dropped(self) -> bool:
         return self.drop_single and len(self.sampler) % self.batch_size == 1
 
+    def _homogeneous(self) -> bool:
+        return getattr(self.sampler, "homogeneous", False)
+
     def __iter__(self):
+        if self._homogeneous():
+            yield from self._grouped()
+            return
         batch, left = [], len(self.sampler) - self._dropped()
         for key in self.sampler:
             if left == 0:
@@ -70,7 +81,21 @@ class TrainBatches(Sampler):
         if batch:
             yield batch
 
+    def _grouped(self):
+        """Consecutive keys of one flag, cut into batches."""
+        batch = []
+        for key in self.sampler:
+            if batch and (key[-1] != batch[-1][-1] or len(batch) == self.batch_size):
+                if len(batch) > 1 or not self.drop_single:
+                    yield batch
+                batch = []
+            batch.append(key)
+        if batch and (len(batch) > 1 or not self.drop_single):
+            yield batch
+
     def __len__(self) -> int:
+        if self._homogeneous():
+            return sum(1 for _ in self._grouped())
         return -(-(len(self.sampler) - self._dropped()) // self.batch_size)
 
 
@@ -92,8 +117,8 @@ class ResumableBatches(Sampler):
     def set_epoch(self, epoch: int) -> None:
         self.batches.set_epoch(epoch)
 
-    def set_entries(self, entries) -> None:
-        self.batches.set_entries(entries)
+    def set_entries(self, entries, **layout) -> None:
+        self.batches.set_entries(entries, **layout)
 
 
 def make_loader(dataset, batch_size: int, sampler, num_workers: int, pin_memory: bool,
@@ -130,7 +155,7 @@ class SpeakerBatchSampler(Sampler):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def set_entries(self, entries) -> None:
+    def set_entries(self, entries, **layout) -> None:
         """Speaker batches cover the utterances as they are; resampling methods are refused before training."""
         assert entries is None, "a resampled train set cannot be drawn in speaker batches"
 

@@ -33,6 +33,10 @@ class Method:
     default_window_end: Optional[int] = None
     # Set where train_entries gives a resampled training set (copies of clips with flags).
     resamples_train = False
+    # How the sampler treats train_entries: in the order given instead of shuffled (the method orders them), and
+    # batches that never mix two flags (a batch ends where the flag changes). Both set by resampling methods.
+    ordered_entries = False
+    homogeneous_batches = False
     # How many modalities the method is defined for (its authors' code or paper); None: any number.
     n_modalities: Optional[int] = None
 
@@ -78,6 +82,12 @@ class Method:
         """Optimizer parameter groups (MSLR gives each encoder its own learning rate)."""
         return [{"params": [p for p in model.parameters() if p.requires_grad]}]
 
+    def new_param_groups(self) -> List[Dict]:
+        """Parameter groups of modules the method added to the model since the last call (AUG's learners), for the
+        runner to put in the optimizer; asked after start_epoch and after end_epoch. A resumed run's model is built
+        with them (the head spec in its checkpoint), so param_groups must then list them, in the same groups."""
+        return []
+
     def start_epoch(self, epoch: int, model, optimizer) -> Dict[str, float]:
         """Called before each training epoch (may change the optimizer's learning rates).
         `self.measure(dataset)`, set by the runner, evaluates the model on a dataset and returns its
@@ -86,8 +96,9 @@ class Method:
 
     def train_entries(self, epoch: int) -> Optional[List[Tuple[int, int]]]:
         """The epoch's training samples as (clip index, flag) entries, each drawn once in a shuffled order
-        (the flag reaches train_step as step.flags), or None: every clip once. Called after start_epoch;
-        it must depend only on what a checkpoint restores, so a resumed run draws the same."""
+        (in the order given where `ordered_entries`; the flag reaches train_step as step.flags), or None: every
+        clip once. Called after start_epoch; it must depend only on what a checkpoint restores, so a resumed run
+        draws the same."""
         return None
 
     def train_step(self, step: Step):

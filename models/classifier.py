@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .fusion import FUSIONS, PAIRWISE, GeodesicMixup, total
+from .encoders import FEATURE_DIM
+from .fusion import FUSIONS, PAIRWISE, GeodesicMixup, common_dim, total
 from .heads import SharedClassifier, build_combiner
 from .mmcosine import cosine_logits
 from .mmtm import MMTMBridge
@@ -53,7 +54,9 @@ class MultiModalClassifier(nn.Module):
         self.scaling = float(scaling)
         self.encoders = nn.ModuleDict(encoders)
         self.names = tuple(encoders)              # every modality of the dataset, in order
-        self.fusion = FUSIONS[fusion](n_classes, self.names)
+        # each encoder's feature size (`out_dim`; the ResNets' 512 where an encoder does not say)
+        self.dims = {m: int(getattr(e, "out_dim", FEATURE_DIM)) for m, e in encoders.items()}
+        self.fusion = FUSIONS[fusion](n_classes, self.names, self.dims)
         self._freeze_cosine_biases()
         self.modalities = self.names              # the ones it trains on (one for a uni-modal baseline)
         self.mid_fusion_name: Optional[str] = None
@@ -72,8 +75,13 @@ class MultiModalClassifier(nn.Module):
             for bias in self.fusion.classifier_layer_biases():
                 bias.requires_grad_(False)
 
+    def feature_dims(self) -> Dict[str, int]:
+        """{name: the size of the features the fused head scores}."""
+        return {m: w.shape[1] for m, w in self.fusion.classifier_weights().items()}
+
     def feature_dim(self) -> int:
-        return next(iter(self.fusion.classifier_weights().values())).shape[1]
+        """The one feature size of every modality (heads shared by the modalities need it)."""
+        return common_dim(self.feature_dims(), self.names, "this head")
 
     def set_head(self, spec: dict) -> None:
         """A method's head (models/heads.py): "shared" puts one classifier for every modality's features in
@@ -98,8 +106,7 @@ class MultiModalClassifier(nn.Module):
     def add_unimodal_heads(self) -> None:
         """A linear classifier on each encoder's features besides the fused head (MMPareto's head_audio /
         head_video); its logits come out as `heads`."""
-        dim = self.feature_dim()
-        self.unimodal_heads = nn.ModuleDict({m: nn.Linear(dim, self.n_classes) for m in self.names})
+        self.unimodal_heads = nn.ModuleDict({m: nn.Linear(d, self.n_classes) for m, d in self.feature_dims().items()})
 
     def freeze_encoders(self, names) -> None:
         """Encoders that neither learn nor move their BatchNorm statistics (DI-MML's second stage trains a head on

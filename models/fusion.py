@@ -7,7 +7,7 @@ Without MMCosine the uni-modal logits are feat_m @ W_m.T + b_m, with W_m, b_m fr
 of fc_out and 1/M of its bias each, so the uni-modal logits sum to the fused ones exactly.
 sum and concat take any number of modalities; film and gated are pairwise (exactly two, any two).
 """
-from typing import Dict, Sequence
+from typing import Dict, Sequence, Union
 
 import torch
 from torch import nn
@@ -15,6 +15,20 @@ from torch import nn
 from .encoders import FEATURE_DIM
 
 PAIRWISE = ("film", "gated")
+Dims = Union[int, Dict[str, int]]  # the encoders' feature sizes: one for all, or per modality (image + text)
+
+
+def per_modality(dim: Dims, names: Sequence[str]) -> Dict[str, int]:
+    return {m: dim for m in names} if isinstance(dim, int) else {m: int(dim[m]) for m in names}
+
+
+def common_dim(dim: Dims, names: Sequence[str], what: str) -> int:
+    """The one feature size of every modality, for the fusions that mix them element by element."""
+    sizes = per_modality(dim, names)
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"{what} needs features of one size, and the encoders give "
+                         f"{', '.join(f'{m} {d}' for m, d in sizes.items())}: use sum or concat")
+    return next(iter(sizes.values()))
 
 
 def total(tensors):
@@ -29,10 +43,10 @@ def total(tensors):
 class SumFusion(nn.Module):
     """logits = sum_m fc_m(f_m)."""
 
-    def __init__(self, n_classes: int, names: Sequence[str], dim: int = FEATURE_DIM):
+    def __init__(self, n_classes: int, names: Sequence[str], dim: Dims = FEATURE_DIM):
         super().__init__()
         self.names = tuple(names)
-        self.fc = nn.ModuleDict({m: nn.Linear(dim, n_classes) for m in self.names})
+        self.fc = nn.ModuleDict({m: nn.Linear(d, n_classes) for m, d in per_modality(dim, self.names).items()})
 
     def forward(self, feats: Dict[str, torch.Tensor]):
         return feats, total(self.fc[m](feats[m]) for m in self.names)
@@ -57,17 +71,23 @@ class SumFusion(nn.Module):
 class _ConcatHead(nn.Module):
     """Shared tail of concat / FiLM / gated: logits = fc_out([f_1'; ...; f_M'])."""
 
-    def __init__(self, n_classes: int, names: Sequence[str], feat_dim: int):
+    def __init__(self, n_classes: int, names: Sequence[str], feat_dim: Dims):
         super().__init__()
         self.names = tuple(names)
-        self.feat_dim = feat_dim
-        self.fc_out = nn.Linear(len(self.names) * feat_dim, n_classes)
+        self.dims = per_modality(feat_dim, self.names)
+        sizes = set(self.dims.values())
+        self.feat_dim = sizes.pop() if len(sizes) == 1 else None  # one size for all, or None (image + text)
+        self.fc_out = nn.Linear(sum(self.dims.values()), n_classes)
 
     def _classify(self, feats: Dict[str, torch.Tensor]):
         return feats, self.fc_out(torch.cat([feats[m] for m in self.names], dim=1))
 
     def _blocks(self, w):
-        return {m: w[:, i * self.feat_dim:(i + 1) * self.feat_dim] for i, m in enumerate(self.names)}
+        blocks, start = {}, 0
+        for m in self.names:
+            blocks[m] = w[:, start:start + self.dims[m]]
+            start += self.dims[m]
+        return blocks
 
     def classifier_weights(self):
         return self._blocks(self.fc_out.weight)
@@ -89,7 +109,7 @@ class _ConcatHead(nn.Module):
 
 
 class ConcatFusion(_ConcatHead):
-    def __init__(self, n_classes: int, names: Sequence[str], dim: int = FEATURE_DIM):
+    def __init__(self, n_classes: int, names: Sequence[str], dim: Dims = FEATURE_DIM):
         super().__init__(n_classes, names, dim)
 
     def forward(self, feats):
@@ -99,9 +119,10 @@ class ConcatFusion(_ConcatHead):
 class _PairwiseHead(_ConcatHead):
     """A fusion defined for two modalities, each modulating the other (DESIGN.md)."""
 
-    def __init__(self, n_classes: int, names: Sequence[str], dim: int, out_dim: int):
+    def __init__(self, n_classes: int, names: Sequence[str], dim: Dims, out_dim: int):
         if len(names) != 2:
             raise ValueError(f"this fusion is defined for exactly two modalities, not {len(names)}")
+        dim = common_dim(dim, names, type(self).__name__)
         super().__init__(n_classes, names, dim)
         self.fc = nn.ModuleDict({m: nn.Linear(dim, out_dim) for m in self.names})
 
@@ -109,8 +130,8 @@ class _PairwiseHead(_ConcatHead):
 class FiLMFusion(_PairwiseHead):
     """Symmetric FiLM: each modality produces (gamma, beta) that modulate the other."""
 
-    def __init__(self, n_classes: int, names: Sequence[str], dim: int = FEATURE_DIM):
-        super().__init__(n_classes, names, dim, 2 * dim)
+    def __init__(self, n_classes: int, names: Sequence[str], dim: Dims = FEATURE_DIM):
+        super().__init__(n_classes, names, dim, 2 * common_dim(dim, names, "FiLM fusion"))
 
     def forward(self, feats):
         first, second = self.names
@@ -122,8 +143,8 @@ class FiLMFusion(_PairwiseHead):
 class GatedFusion(_PairwiseHead):
     """Symmetric gating: each modality's projection gates the other's."""
 
-    def __init__(self, n_classes: int, names: Sequence[str], dim: int = FEATURE_DIM):
-        super().__init__(n_classes, names, dim, dim)
+    def __init__(self, n_classes: int, names: Sequence[str], dim: Dims = FEATURE_DIM):
+        super().__init__(n_classes, names, dim, common_dim(dim, names, "gated fusion"))
 
     def forward(self, feats):
         first, second = self.names
@@ -142,10 +163,11 @@ class GeodesicMixup(nn.Module):
     The slerp is linear in its two terms, so each modality's term is its `feat` and the layer's weight scores both:
     the uni-modal logits (W term_m + b/2) sum to the fused ones, as for the other fusions."""
 
-    def __init__(self, n_classes: int, names: Sequence[str], dim: int = FEATURE_DIM, eps: float = 1e-8):
+    def __init__(self, n_classes: int, names: Sequence[str], dim: Dims = FEATURE_DIM, eps: float = 1e-8):
         super().__init__()
         if len(names) != 2:
             raise ValueError(f"the geodesic mixup is defined for exactly two modalities, not {len(names)}")
+        dim = common_dim(dim, names, "the geodesic mixup")
         self.names, self.eps = tuple(names), eps
         self.fc_out = nn.Linear(dim, n_classes)
         self.register_buffer("mix", torch.full((2,), 0.5))  # the weights used where no method sets them

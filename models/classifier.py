@@ -9,7 +9,7 @@ from torch import nn
 
 from .encoders import FEATURE_DIM
 from .fusion import FUSIONS, PAIRWISE, GeodesicMixup, common_dim, total
-from .heads import SharedClassifier, build_combiner
+from .heads import BoostedLearners, SharedClassifier, build_combiner
 from .mmcosine import cosine_logits
 from .mmtm import MMTMBridge
 
@@ -93,6 +93,9 @@ class MultiModalClassifier(nn.Module):
         if spec.get("geodesic") is not None:  # IPRM: the slerp of the modalities' features in place of the fusion
             self.fusion = GeodesicMixup(self.n_classes, self.names, self.feature_dim(), **spec["geodesic"])
             self._freeze_cosine_biases()
+        if spec.get("learners") is not None:  # AUG: per-modality learners scored by one shared classifier
+            self.fusion = BoostedLearners(self.n_classes, self.names, **spec["learners"])
+            self._freeze_cosine_biases()
         if spec.get("combine") is not None:
             self.combiner = build_combiner(self.n_classes, spec["combine"], len(self.names))
 
@@ -165,7 +168,10 @@ class MultiModalClassifier(nn.Module):
         encoders' features, e.g. with some of them zeroed or detached."""
         feat, fused = self.fusion(enc)
         unimodal = self.unimodal_logits(feat)
-        logits = total(unimodal[m] for m in self.names) if self.mmcosine else fused
+        logits = fused
+        if self.mmcosine:  # the sum of the per-modality cosine logits, or the fusion's own cosine (the geodesic mix)
+            joint = getattr(self.fusion, "cosine_logits", None)
+            logits = joint(feat, self.scaling) if joint is not None else total(unimodal[m] for m in self.names)
         heads = {m: self.unimodal_heads[m](enc[m]) for m in self.names} if self.unimodal_heads is not None else None
         before = logits
         if self.combiner is not None:

@@ -161,7 +161,8 @@ class GeodesicMixup(nn.Module):
     scored by one linear layer (the authors' head_mixup). The mixing weights are a buffer (so a checkpoint evaluates
     with the weights it trained to); a method may set `weights` ({name: (B,) or scalar}) for its training steps.
     The slerp is linear in its two terms, so each modality's term is its `feat` and the layer's weight scores both:
-    the uni-modal logits (W term_m + b/2) sum to the fused ones, as for the other fusions."""
+    the uni-modal logits (W term_m + b/2) sum to the fused ones, as for the other fusions. Under MMCosine the fused
+    logits are the cosine of the whole mix (cosine_logits) and each term's cosine is its modality's diagnostic."""
 
     def __init__(self, n_classes: int, names: Sequence[str], dim: Dims = FEATURE_DIM, eps: float = 1e-8):
         super().__init__()
@@ -178,7 +179,8 @@ class GeodesicMixup(nn.Module):
         first, second = self.names
         x1 = torch.nn.functional.normalize(feats[first], dim=1)
         x2 = torch.nn.functional.normalize(feats[second], dim=1)
-        theta = torch.acos((x1 * x2).sum(1, keepdim=True).clamp(-1.0, 1.0))
+        # the angle in float32 even under autocast: acos's gradient grows without bound as the cosine nears 1
+        theta = torch.acos((x1.float() * x2.float()).sum(1, keepdim=True).clamp(-1.0, 1.0)).to(x1.dtype)
         if weights is None:
             weights = self.weights if self.weights is not None else dict(zip(self.names, self.mix))
         scale = torch.sin(theta) + self.eps
@@ -189,6 +191,12 @@ class GeodesicMixup(nn.Module):
     def forward(self, feats):
         terms = self.terms(feats)
         return terms, self.fc_out(total(terms.values()))
+
+    def cosine_logits(self, terms: Dict[str, torch.Tensor], scaling: float) -> torch.Tensor:
+        """Under MMCosine, the mix is scored as one vector, s * cos(mix, W_c): each term's own cosine would drop the
+        mixing weights (a cosine ignores a positive factor), and with them what IPRM rebalances."""
+        from .mmcosine import cosine_logits
+        return cosine_logits(total(terms.values()), self.fc_out.weight, scaling)
 
     def classifier_weights(self):
         return {m: self.fc_out.weight for m in self.names}

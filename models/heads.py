@@ -1,7 +1,7 @@
 """Heads a balancing method may put on the model: a classifier shared by the modalities in place
-of the fusion layer (MLA, ReconBoost), and a combiner that turns the modalities' logits into the
-fused prediction (MLA's entropy weights, ReconBoost's boost rate, AMCo's class-mixing layer, the sum of
-separate uni-modal heads of BSS / IPRM, DI-MML's certainty-weighted ensemble).
+of the fusion layer (MLA, ReconBoost; AUG's, to which the method adds boosting learners), and a combiner
+that turns the modalities' logits into the fused prediction (MLA's entropy weights, ReconBoost's boost rate,
+AMCo's class-mixing layer, the sum of separate uni-modal heads of BSS / IPRM, DI-MML's certainty-weighted ensemble).
 
 A head is described by a plain dict (a "head spec"), e.g.
 
@@ -45,6 +45,63 @@ class SharedClassifier(nn.Module):
 
     def classifier_biases(self):
         return {m: self.fc_out.bias for m in self.names}
+
+    def classifier_grads(self):
+        return {m: self.fc_out.weight.grad for m in self.names}
+
+    def classifier_layer_biases(self):
+        return [self.fc_out.bias]
+
+
+class BoostedLearners(nn.Module):
+    """AUG's head (Jiang et al., NeurIPS 2025; njustkmg/NeurIPS25-AUG model/AudioVideo.py): per modality an
+    embedding Linear(d_m, hidden) + ReLU, and the boosting learners of the same shape that the method adds during
+    training (`added`: the modality each went to, in the order they were added), all scored by ONE classifier fc_out
+    (hidden -> C). A modality's logits are the sum of its learners' logits, fc_out(sum of their outputs) with the
+    bias once per learner. It stands where a fusion module does: forward(feats) gives each modality's summed learner
+    outputs and the sum of the modalities' logits. `dims`: {name: d_m}, the encoders' feature sizes. Every layer starts
+    as their weight_init and add_layer start it: Xavier-normal weight, zero bias."""
+
+    def __init__(self, n_classes: int, names, dims=None, hidden: int = 256, added=()):
+        super().__init__()
+        self.names = tuple(names)
+        self.dims = {m: int((dims or {}).get(m, FEATURE_DIM)) for m in self.names}
+        self.hidden = hidden
+        self.embedding = nn.ModuleDict({m: self.layer(self.dims[m], hidden) for m in self.names})
+        self.learners = nn.ModuleDict({m: nn.ModuleList() for m in self.names})
+        self.fc_out = self.layer(hidden, n_classes)
+        self.added = []
+        for name in added:
+            self.add_learner(name)
+
+    @staticmethod
+    def layer(d_in: int, d_out: int) -> nn.Linear:
+        layer = nn.Linear(d_in, d_out)
+        nn.init.xavier_normal_(layer.weight)
+        nn.init.zeros_(layer.bias)
+        return layer
+
+    def add_learner(self, name: str) -> nn.Module:
+        """A new learner for modality `name`."""
+        layer = self.layer(self.dims[name], self.hidden)
+        self.learners[name].append(layer.to(self.fc_out.weight.device, self.fc_out.weight.dtype))
+        self.added.append(name)
+        return layer
+
+    def parts(self, x: torch.Tensor, name: str):
+        """The outputs of modality `name`'s learners on its features x: the embedding's first, the newest last."""
+        return [F.relu(self.embedding[name](x))] + [F.relu(layer(x)) for layer in self.learners[name]]
+
+    def forward(self, feats):
+        summed = {m: total(self.parts(feats[m], m)) for m in self.names}
+        biases = self.classifier_biases()
+        return summed, total(F.linear(summed[m], self.fc_out.weight, biases[m]) for m in self.names)
+
+    def classifier_weights(self):
+        return {m: self.fc_out.weight for m in self.names}
+
+    def classifier_biases(self):
+        return {m: self.fc_out.bias * (1 + len(self.learners[m])) for m in self.names}
 
     def classifier_grads(self):
         return {m: self.fc_out.weight.grad for m in self.names}
@@ -141,21 +198,23 @@ def _separate_heads(heads, name: str):
 
 class HeadsSum(nn.Module):
     """The prediction as the sum of the separate uni-modal heads' logits (BSS on CREMA-D, IPRM with the fused
-    head too, BSS on Kinetics-Sounds): the fused head is left out unless `with_fused`."""
+    head too, BSS on Kinetics-Sounds): the fused head is left out unless `with_fused`. The heads' logits become the
+    per-modality ones (the authors score each modality by its own head)."""
 
     def __init__(self, n_classes: int, with_fused: bool = False):
         super().__init__()
         self.with_fused = bool(with_fused)
 
     def forward(self, unimodal, logits, heads=None):
+        # each modality's own prediction is now its head's (what per-modality accuracies score)
         parts = list(_separate_heads(heads, "heads_sum").values()) + ([logits] if self.with_fused else [])
-        return unimodal, total(parts)
+        return dict(heads), total(parts)
 
 
 class CertaintyWeighted(nn.Module):
     """DI-MML's test-time ensemble: sum_k w_k z_k over the separate uni-modal heads and the fused head, with
     w = softmax over k of (the largest class probability of z_k) / temperature, per sample: the more certain a
-    head is on a sample, the more it counts there."""
+    head is on a sample, the more it counts there. The heads' logits become the per-modality ones."""
 
     def __init__(self, n_classes: int, temperature: float = 1.0):
         super().__init__()
@@ -165,7 +224,7 @@ class CertaintyWeighted(nn.Module):
         parts = [*_separate_heads(heads, "certainty").values(), logits]
         certainty = torch.stack([F.softmax(z.float(), dim=1).max(dim=1).values for z in parts], dim=1)
         w = F.softmax(certainty / self.temperature, dim=1).to(logits.dtype)
-        return unimodal, total(w[:, k:k + 1] * z for k, z in enumerate(parts))
+        return dict(heads), total(w[:, k:k + 1] * z for k, z in enumerate(parts))
 
 
 COMBINERS = {"entropy": EntropyWeighted, "boosted": Boosted, "class_mixing": ClassMixing, "heads_sum": HeadsSum,

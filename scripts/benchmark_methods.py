@@ -6,6 +6,7 @@ table times the per-epoch work of the newer methods: LFM's hyper-gradient update
 methods' scoring pass, Re-learning's k-means.
 
     python scripts/benchmark_methods.py --batch 8 --steps 3      # also run by scripts/benchmark.py
+    python scripts/benchmark_methods.py --methods dgl arl         # some methods only
 """
 import argparse
 import statistics
@@ -36,7 +37,7 @@ def av_model():
 
 
 def unimodal_runs(folder: Path):
-    """best.pt of an untrained audio_only and visual_only model, for UMT's teachers and UME's members."""
+    """best.pt of an untrained audio_only and visual_only model, for UMT's and G2D's teachers and UME's members."""
     runs = []
     for modality in ("audio", "visual"):
         model = av_model()
@@ -52,7 +53,8 @@ def unimodal_runs(folder: Path):
 
 def method_args(name: str, runs, batch: int):
     args = main_CD.build_parser().parse_args(["--method", name, "--batch_size", str(batch), "--mslr_audio_scale", "0.5",
-                                              "--umt_teachers", *runs, "--ume_runs", *runs, "--opm_warmup", "0"])
+                                              "--umt_teachers", *runs, "--ume_runs", *runs, "--g2d_teachers", *runs,
+                                              "--opm_warmup", "0"])
     fill_model_flags(args, None, main_CD.SOURCE.model_defaults)
     return args
 
@@ -96,16 +98,16 @@ def seconds(fn) -> float:
     return time.perf_counter() - start
 
 
-def method_table(device, batch: int, steps: int):
+def method_table(device, batch: int, steps: int, names=None):
     """Markdown rows: method, seconds per step, and its time over joint training's. Each method's steps
     alternate with joint steps and the ratio is the median of the pairs, so load that drifts during the
-    run (other work on the machine) affects both sides alike."""
+    run (other work on the machine) affects both sides alike. `names`: these methods only (default all)."""
     with tempfile.TemporaryDirectory() as tmp:
         runs = unimodal_runs(Path(tmp))
         joint = stepper("joint", runs, device, batch)
         joint()  # warm-up
         rows = {}
-        for name in sorted(METHODS):
+        for name in names or sorted(METHODS):
             step = stepper(name, runs, device, batch)
             step()  # warm-up
             pairs = [(seconds(step), seconds(joint)) for _ in range(steps)]
@@ -164,9 +166,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--methods", nargs="+", choices=sorted(METHODS), default=None,
+                        help="time these methods only (default: every method)")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    print("\n".join(method_table(device, args.batch, args.steps)))
+    print("\n".join(method_table(device, args.batch, args.steps, args.methods)))
     print()
     print("\n".join(epoch_work_table(device, args.batch, args.steps)))
 

@@ -95,7 +95,9 @@ def test_a_stop_signalled_to_one_process_stops_all_after_one_step_and_resumes_ex
 
 # NAME@EPOCH: the epoch whose start and first two steps are compared (AMCo masks from its second epoch on,
 # ReconBoost's epoch 9 is the visual stage boosting against the audio member).
-TORCHRUN_METHODS = ["mmpareto", "agm", "inforeg", "opm", "mbsd", "mla", "amco@2", "reconboost@9", "lfm", "sample_level"]
+# The 2024-2025 methods that run under torchrun: DGL, ARL in its warm-up (epoch 1) and after it (epoch 7), CGGM, IPRM.
+TORCHRUN_METHODS = ["mmpareto", "agm", "inforeg", "opm", "mbsd", "mla", "amco@2", "reconboost@9", "lfm", "sample_level",
+                    "dgl", "arl@1", "arl@7", "cggm", "iprm"]
 
 
 def test_two_processes_train_the_methods_as_one(tmp_path):
@@ -114,6 +116,9 @@ def test_two_processes_train_the_methods_as_one(tmp_path):
             # atol 1e-8: the methods' batch scores are float32 sums (as in training), which round differently
             # over 8 samples than over 4 + 4 (OPM's drop probabilities move by ~3e-8, its weights by ~4e-9).
             assert torch.allclose(two["params"][name], ref, rtol=1e-6, atol=1e-8), (method, name)
+    # ARL scales the encoders' gradients after its warm-up only; CGGM's direction loss enters from the second step
+    assert one_all["arl@7"]["logged"][1]["arl_scale_a"] > 1 and one_all["arl@1"]["logged"][1]["arl_scale_a"] == 1
+    assert "cggm_l_gm" in one_all["cggm"]["logged"][2]
 
 
 def test_methods_not_checked_under_torchrun_refuse_it(monkeypatch):

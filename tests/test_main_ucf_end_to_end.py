@@ -71,14 +71,15 @@ def unimodal_runs(ucf_root, tmp_path_factory):
 # flags that let a method act within one short epoch of the demo (as tests/test_methods.py's)
 SHORT_RUN = {"opm": ["--opm_warmup", "0"], "sample_level": ["--valuation_warmup", "0"],
              "modality_level": ["--valuation_warmup", "0"], "lfm": ["--lfm_holdout_clips", "4"],
-             "relearning": ["--relearn_every", "1", "--relearn_holdout", "0.6"]}
+             "relearning": ["--relearn_every", "1", "--relearn_holdout", "0.6"], "remix": ["--remix_warmup", "0"],
+             "arl": ["--arl_start", "-1"], "dimml": ["--dimml_duc_start", "0"]}
 
 
 @pytest.mark.parametrize("method", sorted(m for m in METHODS if m not in ("audio_only", "visual_only")))
 def test_every_method_trains_on_rgb_and_flow(method, ucf_root, tmp_path, unimodal_runs):
     runs = [unimodal_runs["rgb"], unimodal_runs["flow"]]
     extra = {"umt": ["--umt_teachers", *runs], "ume": ["--ume_runs", *runs], "mslr": ["--mslr_unimodal_runs", *runs],
-             "unimodal": ["--modality", "flow"]}
+             "g2d": ["--g2d_teachers", *runs], "unimodal": ["--modality", "flow"]}
     run = tmp_path / "run"
     main_UCF.main(["--train", "--data_root", str(ucf_root), "--run_dir", str(run), "--epochs", "1",
                    "--recipe", "balancebenchmark", "--method", method, "--mmcosine", "True", *TINY,

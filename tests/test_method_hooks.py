@@ -113,8 +113,14 @@ def test_a_model_with_the_geodesic_fusion_and_summed_heads_evaluates_from_its_ch
     model.eval()
     inputs, _ = tiny_batch()
     out = model(inputs)
-    assert torch.allclose(sum(out.unimodal.values()), out.fused, atol=1e-5)  # uni-modal logits sum to the fused
+    mix = out.feat["audio"] + out.feat["visual"]
+    if mmcosine:  # the whole mix's cosine: the mixing weights count
+        expected = model.scaling * F.normalize(mix, dim=1) @ F.normalize(model.fusion.fc_out.weight, dim=1).T
+    else:
+        expected = model.fusion.fc_out(mix)
+    torch.testing.assert_close(out.fused, expected)
     torch.testing.assert_close(out.logits, out.heads["audio"] + out.heads["visual"] + out.fused)
+    assert all(torch.equal(out.unimodal[m], out.heads[m]) for m in ("audio", "visual"))  # each modality: its head
     config = {"head": model.head_spec, "unimodal_heads": True}
     again = tiny_classifier(3, "concat", mmcosine=mmcosine, seed=5)
     match_checkpoint_architecture(again, config)

@@ -291,24 +291,28 @@ def unimodal_cli_runs(demo_root, tmp_path_factory):
 
 
 # What each method logs (per step, averaged over the epoch, or per epoch), as proof that its mechanism ran.
-LOGGED = {"ogm": "train_coeff_a", "ogm_ge": "train_coeff_v", "gblending": "train_gb_weight_fused",
+LOGGED = {"aug": "train_aug_loss_v", "cggm": "train_cggm_coeff_a", "ogm": "train_coeff_a", "ogm_ge": "train_coeff_v", "gblending": "train_gb_weight_fused",
           "greedy": "train_greedy_speed_gap", "mmpareto": "train_mmpareto_cos_audio", "pmr": "train_pmr_score_ratio_a",
           "agm": "train_agm_coeff_a", "inforeg": "train_inforeg_held_audio", "mbsd": "train_mbsd_weight",
           "cml": "cml_removed_audio", "opm": "train_opm_q_a", "umt": "train_umt_distill_a", "mla": "train_mla_loss_visual",
           "reconboost": "train_reconboost_boost_loss", "relearning": "relearn_weight_audio",
           "sample_level": "valuation_phi_audio", "modality_level": "valuation_gap_audio", "amco": "train_amco_mass_audio",
-          "lfm": "lfm_alpha_align"}
+          "lfm": "lfm_alpha_align", "g2d": "train_g2d_coeff_a", "dgl": "train_dgl_loss_a", "arl": "train_arl_scale_a",
+          "iprm": "train_iprm_weight_a",
+          "dimml": "train_dimml_duc", "remix": "remix_share_a", "bss": "bss_share"}
 # Flags that let a method act within a short run on the 18-clip demo.
 SHORT_RUN = {"opm": ["--opm_warmup", "0"], "relearning": ["--epochs", "3", "--relearn_every", "1", "--relearn_holdout", "0.4"],
              "sample_level": ["--valuation_warmup", "0"], "modality_level": ["--valuation_warmup", "0"],
-             "lfm": ["--lfm_holdout_clips", "4"]}
+             "lfm": ["--lfm_holdout_clips", "4"], "arl": ["--arl_start", "-1"],
+             "dimml": ["--dimml_duc_start", "0"], "remix": ["--remix_warmup", "0"]}
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_every_method_trains_from_the_command_line(method, demo_root, tmp_path, unimodal_cli_runs):
     """One run per method, with MMCosine (the paper's combination); the mechanism tests train them without."""
     runs = [unimodal_cli_runs["audio"], unimodal_cli_runs["visual"]]
-    extra = {"umt": ["--umt_teachers", *runs], "ume": ["--ume_runs", *runs], "unimodal": ["--modality", "visual"]}
+    extra = {"umt": ["--umt_teachers", *runs], "ume": ["--ume_runs", *runs], "g2d": ["--g2d_teachers", *runs],
+             "unimodal": ["--modality", "visual"]}
     main_CD.main(["--train", "--data_root", str(demo_root), "--run_dir", str(tmp_path / "run"), "--epochs", "1",
                   "--method", method, "--mmcosine", "True", "--mslr_audio_scale", "0.5", *TINY_FLAGS,
                   *extra.get(method, []), *SHORT_RUN.get(method, [])])

@@ -23,6 +23,7 @@ from itertools import combinations
 
 import torch
 import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.data import default_collate
 
 from dataset.errors import DataError
@@ -66,13 +67,15 @@ def lfm_losses(out, labels, kind: str):
 def alpha_gradient(model, inputs, labels, weights, kind: str) -> float:
     """Mean over the first parameter tensor of the Hessian-vector product of L_total with grad L_cls."""
     params = [p for p in model.parameters() if p.requires_grad]
-    loss_cls, loss_al = lfm_losses(model(inputs), labels, kind)
-    loss_total = weights[0] * loss_cls + weights[1] * loss_al
-    g_total = torch.autograd.grad(loss_total, params, create_graph=True, allow_unused=True)
-    g_cls = torch.autograd.grad(loss_cls, params, retain_graph=True, allow_unused=True)
-    used = [i for i, (a, b) in enumerate(zip(g_total, g_cls)) if a is not None and b is not None]
-    hvp = torch.autograd.grad([g_total[i] for i in used], params, grad_outputs=[g_cls[i] for i in used],
-                              allow_unused=True)
+    # attention in its plain form: the fused kernels (transformer encoders: MOSEI, BERT) have no second derivative
+    with sdpa_kernel(SDPBackend.MATH):
+        loss_cls, loss_al = lfm_losses(model(inputs), labels, kind)
+        loss_total = weights[0] * loss_cls + weights[1] * loss_al
+        g_total = torch.autograd.grad(loss_total, params, create_graph=True, allow_unused=True)
+        g_cls = torch.autograd.grad(loss_cls, params, retain_graph=True, allow_unused=True)
+        used = [i for i, (a, b) in enumerate(zip(g_total, g_cls)) if a is not None and b is not None]
+        hvp = torch.autograd.grad([g_total[i] for i in used], params, grad_outputs=[g_cls[i] for i in used],
+                                  allow_unused=True)
     return 0.0 if hvp[0] is None else hvp[0].mean().item()
 
 

@@ -142,7 +142,7 @@ class MultiModalClassifier(nn.Module):
         if len(self.modalities) == 1:
             kept = self.modalities[0]
             feat = self.encoders[kept](inputs[kept])
-            return {m: feat if m == kept else feat.new_zeros(feat.shape) for m in self.names}
+            return {m: feat if m == kept else feat.new_zeros(feat.shape[0], self.dims[m]) for m in self.names}
         return {m: self.encoders[m](inputs[m]) for m in self.names}
 
     def classifier_weights(self) -> Tensors:

@@ -27,7 +27,8 @@ def common_dim(dim: Dims, names: Sequence[str], what: str) -> int:
     sizes = per_modality(dim, names)
     if len(set(sizes.values())) != 1:
         raise ValueError(f"{what} needs features of one size, and the encoders give "
-                         f"{', '.join(f'{m} {d}' for m, d in sizes.items())}: use sum or concat")
+                         f"{', '.join(f'{m} {d}' for m, d in sizes.items())}: use encoders of one feature size "
+                         "(main_Food.py: --text_dim 512), or sum / concat fusion")
     return next(iter(sizes.values()))
 
 

@@ -71,7 +71,7 @@ def stepper(name: str, runs, device, batch: int):
     audio = torch.randn(batch, 1, 257, 299, device=device)
     visual = torch.randn(batch, 3, 1, 224, 224, device=device)
     labels = torch.arange(batch, device=device) % 6
-    if name == "pmr":  # its per-epoch prototypes, computed here from this batch
+    if name in ("pmr", "bss"):  # their per-epoch pass (prototypes, balance scores), here over this batch
         method.train_set = list(range(batch))
         with torch.no_grad():
             seen = model({"audio": audio, "visual": visual})

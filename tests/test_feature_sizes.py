@@ -44,7 +44,7 @@ def test_features_of_two_sizes_are_scored_by_their_own_blocks(fusion, mmcosine):
 
 @pytest.mark.parametrize("fusion", ["film", "gated"])
 def test_fusions_that_mix_features_element_by_element_refuse_two_sizes(fusion):
-    with pytest.raises(ValueError, match="image 6, text 10: use sum or concat"):
+    with pytest.raises(ValueError, match="image 6, text 10: use encoders of one feature size"):
         model(fusion)
 
 

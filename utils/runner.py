@@ -225,7 +225,10 @@ def train(args, source: DataSource, dist_device=None) -> dict:
     device = resolve_device(args, dist_device)
     seed_everything(args.random_seed)  # the initial weights depend on the seed alone, not on what ran before
     model = build_model(args, len(data.classes), source.encoders(args))
-    method.configure_model(model)
+    try:
+        method.configure_model(model)
+    except ValueError as err:  # a head the method needs that these encoders cannot take (features of two sizes)
+        raise DataError(f"--method {args.method}: {err}") from None
     data.train, holdout = method.split_train(data.train, args.random_seed, data.val)
     config = model_config(args, data.classes, model)
     for name, encoder in model.encoders.items():

@@ -65,6 +65,11 @@ class PMR(Method):
         self.prototypes = None  # {modality name: (C, D)}
         self.computed = 0
 
+    def configure_model(self, model):
+        if len(set(model.dims.values())) != 1:  # both modalities' prototypes are one (2, C, D) tensor
+            raise DataError(f"--method pmr compares prototypes of features of one size, and the encoders give "
+                            f"{model.dims}: use encoders of one feature size (main_Food.py: --text_dim 512)")
+
     def split_train(self, train, seed, val=None):
         if self.args.pmr_prototype_set == "validation" and val is None:
             raise DataError("--pmr_prototype_set validation needs a validation set, and this run has none: give "

@@ -6,6 +6,9 @@ and the tests run the real readers end to end.
     python -m dataset.demo --dataset voxceleb --out demo_data/VoxCeleb   (layout: dataset/demo_voxceleb.py)
     python -m dataset.demo --dataset kinetics_sounds | ave | vggsound     (layouts: dataset/demo_layouts.py)
     python -m dataset.demo --dataset ucf101 --out demo_data/UCF101         (RGB + flow: dataset/demo_ucf101.py)
+    python -m dataset.demo --dataset mosei --out demo_data/MOSEI           (MulT pickles: dataset/demo_mosei.py)
+    python -m dataset.demo --dataset food101 --out demo_data/Food101       (image + title, and a tiny local BERT in
+                                                                            OUT/text_model: dataset/demo_food101.py)
 
 How a clip of class k (0..5 = NEU HAP SAD FEA DIS ANG) is built, deterministically from --seed:
 - audio (the easy but incomplete cue): a tone whose pitch is set by k // 2 (three pitches,
@@ -31,7 +34,9 @@ from PIL import Image
 
 from .cremad import EMOTIONS
 from .demo_cues import SAMPLE_RATE, synth_frame, synth_wave, write_clip
+from .demo_food101 import FOOD_DEMO_CLASSES, write_food101_demo
 from .demo_layouts import write_ave_demo, write_kinetics_sounds_demo, write_vggsound_demo
+from .demo_mosei import write_mosei_demo
 from .demo_ucf101 import UCF_DEMO_CLASSES, write_ucf101_demo
 from .demo_voxceleb import write_voxceleb_demo
 from .splits import stratified_split, write_split
@@ -116,11 +121,12 @@ def yes_or_no(text: str) -> bool:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", choices=["cremad", "voxceleb", "ucf101", *LAYOUTS], default="cremad",
-                        help="which layout to write")
+    parser.add_argument("--dataset", choices=["cremad", "voxceleb", "ucf101", "mosei", "food101", *LAYOUTS],
+                        default="cremad", help="which layout to write")
     parser.add_argument("--out", default=None, help="where to write the tree (default demo_data/<dataset>)")
     parser.add_argument("--clips_per_class", type=int, default=None,
-                        help="clips per class (default 30; SSW60 and UCF-101 8)")
+                        help="clips per class (default 30; SSW60 and UCF-101 8; UPMC-Food101 20); CMU-MOSEI: training "
+                             "samples (default 120; valid a third, test half as many)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--layout", choices=["folder", "single"], default="folder",
                         help="CREMA-D only. folder: Image-01-FPS/<clip>/NNNNN.jpg; single: image/<clip>.jpg")
@@ -128,7 +134,8 @@ def main(argv=None):
                         help="frames per clip (default 3; Kinetics-Sounds, AVE and VGGSound 10: 1 a second of 10 s; "
                              "UCF-101 6 RGB frames, the release reads frame_00001-00006)")
     parser.add_argument("--image_size", type=int, default=None,
-                        help="side of the written jpg frames (default 96 for CREMA-D, 32 for UCF-101, 64 for the others)")
+                        help="side of the written jpg frames (default 96 for CREMA-D, 32 for UCF-101 and "
+                             "UPMC-Food101, 64 for the others)")
     parser.add_argument("--ucf_lists", type=yes_or_no, default=True,
                         metavar="BOOL", help="UCF-101 only: write ucfTrainTestlist/ (classInd.txt and the split 1 "
                                              "lists); without them the split comes from the video names")
@@ -137,6 +144,17 @@ def main(argv=None):
     if args.dataset == "voxceleb":
         out = write_voxceleb_demo(Path(args.out or "demo_data/VoxCeleb"), seed=args.seed)
         print(f"wrote a demo speaker-verification set in the VoxCeleb layout to {out}")
+        return
+    if args.dataset == "mosei":
+        n_train = args.clips_per_class or 120
+        out = write_mosei_demo(Path(args.out or "demo_data/MOSEI"), n_train, args.seed)
+        print(f"wrote demo CMU-MOSEI pickles (aligned and unaligned, {n_train} training samples) to {out}")
+        return
+    if args.dataset == "food101":
+        per_class = args.clips_per_class or 20
+        out = write_food101_demo(Path(args.out or "demo_data/Food101"), per_class, args.seed, args.image_size or 32)
+        print(f"wrote {len(FOOD_DEMO_CLASSES) * per_class} demo image + title samples in the UPMC-Food101 layout, and "
+              f"a tiny BERT in {out / 'text_model'} (pass --text_model {out / 'text_model'}), to {out}")
         return
     if args.dataset == "ucf101":
         per_class = args.clips_per_class or 8

@@ -27,7 +27,7 @@ from utils.sampling import make_loader  # noqa: E402
 
 # checkpoint's dataset name -> the entry script that reads it
 ENTRY_SCRIPTS = {"cremad": "main_CD", "ssw60": "main_SSW", "ks": "main_KS", "ave": "main_AVE", "vggsound": "main_VGG",
-                 "ucf": "main_UCF"}
+                 "ucf": "main_UCF", "mosei": "main_MOSEI", "food101": "main_Food"}
 
 
 @torch.no_grad()

@@ -133,6 +133,9 @@ def load_encoder_weights(encoder: torch.nn.Module, path, prefix: str, first_laye
     """Load a pretrained encoder from a bare state dict, from one of our checkpoints (keys under `prefix`, e.g.
     'encoders.audio.'), or from torchvision's ImageNet ResNet18 file (conv1.weight, layer1..4: models/imagenet_init.py,
     conv1 adapted to the encoder's input channels by `first_layer`). Returns a one-line report of what did not match."""
+    own = getattr(encoder, "load_pretrained", None)
+    if own is not None:  # an encoder that reads its own files (models/image_encoders.py: the ViT's position embeddings)
+        return own(path, prefix)
     flag = "--" + prefix.rstrip(".").split(".")[-1] + "_pretrain"
     state = _read(path, "pretrained weights", f"Check {flag}")
     if isinstance(state, dict) and "model_config" in state:

@@ -1,13 +1,13 @@
 """main_CD.py end to end on tiny demo data: train, evaluate best.pt, resume."""
 import json
 import math
-import os
 
 import pytest
 import torch
 
 import main_CD
 from conftest import TINY_FLAGS
+from helpers.stopped_runs import stop_after_first_step
 
 
 def read_metrics(run_dir):
@@ -101,20 +101,6 @@ def test_evaluation_takes_every_input_setting_from_the_checkpoint(trained_run, d
 STATEFUL = {"pmr": [], "inforeg": [], "agm": [], "cml": [], "mla": ["--mla_projection", "replace"],
             "reconboost": ["--reconboost_stage_epochs", "1", "--reconboost_rectify_epochs", "1"],
             "lfm": ["--lfm_holdout_clips", "4"], "modality_level": ["--valuation_warmup", "1"]}
-
-
-def stop_after_first_step(monkeypatch):
-    """A scheduler's SIGTERM arriving during the next training step: the run takes it at the step's end."""
-    import signal
-
-    import utils.stop
-    real, sent = utils.stop.requested, []
-
-    def requested():
-        if not sent:
-            sent.append(os.kill(os.getpid(), signal.SIGTERM))
-        return real()
-    monkeypatch.setattr(utils.stop, "requested", requested)
 
 
 @pytest.mark.parametrize("method", sorted(STATEFUL))

@@ -3,10 +3,7 @@ computations written out here as the authors' code does them (njustkmg/NeurIPS25
 classfier, train_CREMAD.py); a grown model rebuilt from its head spec; a run resumed across a growth point equal to
 a straight one, and its grown checkpoint evaluating to the logged numbers."""
 import copy
-import json
 import math
-import os
-import signal
 
 import pytest
 import torch
@@ -15,6 +12,7 @@ import torch.nn.functional as F
 import main_CD
 from conftest import TINY_FLAGS
 from dataset.errors import DataError
+from helpers.stopped_runs import assert_same_numbers, rows, stop_after_first_step
 from helpers.tiny_models import THREE, build, method_args, tiny_batch, tiny_classifier
 from utils.methods.aug import boosting_loss, modality_to_grow
 from utils.methods.step import Step
@@ -231,22 +229,6 @@ def test_a_bad_flag_is_one_error_line(demo_root, tmp_path, capsys):
     assert exit_info.value.code == 2 and err.startswith("error: ") and "--aug_every" in err and err.count("\n") == 1
 
 
-def read_metrics(run_dir):
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
-
-def stop_after_first_step(monkeypatch):
-    """A scheduler's SIGTERM during the next training step (tests/test_main_cd_end_to_end.py's)."""
-    import utils.stop
-    real, sent = utils.stop.requested, []
-
-    def requested():
-        if not sent:
-            sent.append(os.kill(os.getpid(), signal.SIGTERM))
-        return real()
-    monkeypatch.setattr(utils.stop, "requested", requested)
-
-
 def test_a_resume_across_a_growth_point_equals_a_straight_run_and_the_grown_checkpoint_evaluates(
         demo_root, tmp_path, monkeypatch):
     """--aug_every 1: the first epoch's ratio adds a learner to visual at the second epoch's start (lambda 0.1).
@@ -267,11 +249,9 @@ def test_a_resume_across_a_growth_point_equals_a_straight_run_and_the_grown_chec
     assert stopped.value.code == 143 and partial["partial"]["steps"] == 1
     assert partial["model_config"]["head"]["learners"]["added"] == ["visual"]
     main_CD.main(["--resume", str(tmp_path / "resumed"), "--epochs", "2", "--no_progress"])
-    straight, resumed = read_metrics(tmp_path / "straight"), read_metrics(tmp_path / "resumed")
+    straight, resumed = rows(tmp_path / "straight"), rows(tmp_path / "resumed")
     assert (straight[-1]["aug_learners_a"], straight[-1]["aug_learners_v"]) == (0, 1)
-    for key, value in straight[-1].items():
-        if isinstance(value, float) and not key.endswith("seconds"):
-            assert resumed[-1][key] == pytest.approx(value, rel=1e-5, abs=1e-6, nan_ok=True), key
+    assert_same_numbers(straight[-1], resumed[-1])
     last = torch.load(tmp_path / "straight" / "last.pt", weights_only=True)
     assert last["model_config"]["head"]["learners"]["added"] == ["visual"]
     assert len(last["optimizer"]["param_groups"]) == 2

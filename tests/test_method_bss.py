@@ -4,10 +4,7 @@ scores (cosine of the heads' softmax outputs, mean over pairs for three modaliti
 loss, min-max normalised); CL's easy-first subsets growing with the root pacing from scores taken once; SPL's
 per-epoch multinomial order without replacement, seeded by (seed, epoch); exact resume; the heads_sum predictor
 read back from the checkpoint; bad flags."""
-import json
 import math
-import os
-import signal
 from itertools import combinations
 
 import pytest
@@ -17,6 +14,7 @@ import torch.nn.functional as F
 import main_CD
 from conftest import TINY_FLAGS
 from dataset.modalities import AUDIO_VISUAL
+from helpers.stopped_runs import assert_same_numbers, straight_and_resumed
 from helpers.tiny_models import THREE, build, method_args, tiny_batch, tiny_classifier
 from utils.methods.bss import head_similarity, min_max, pacing
 from utils.seed import epoch_seed
@@ -150,37 +148,16 @@ def test_loss_and_prediction(predict):
     torch.testing.assert_close(method.loss(out, labels, 1), loss)
 
 
-def read_metrics(run_dir):
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
-
 def test_bss_cl_resumes_exactly_and_its_checkpoint_predicts_with_the_heads(demo_root, tmp_path, monkeypatch):
     """The order scored before the first epoch is in last.pt: 2 epochs straight equal 1 epoch, a resume stopped by
     SIGTERM after the second epoch's first step, and one for the rest. --ckpt_path rebuilds the summed heads."""
-    import utils.stop
     flags = ["--train", "--data_root", str(demo_root), "--method", "bss", *TINY_FLAGS, "--bss_lambda0", "0.5",
              "--bss_grow_epochs", "3"]
-    main_CD.main([*flags, "--run_dir", str(tmp_path / "straight"), "--epochs", "2"])
-    main_CD.main([*flags, "--run_dir", str(tmp_path / "stopped"), "--epochs", "1"])
-    real, sent = utils.stop.requested, []
-
-    def requested():
-        if not sent:
-            sent.append(os.kill(os.getpid(), signal.SIGTERM))
-        return real()
-    with monkeypatch.context() as patch:
-        patch.setattr(utils.stop, "requested", requested)
-        with pytest.raises(SystemExit) as stopped:
-            main_CD.main(["--resume", str(tmp_path / "stopped"), "--epochs", "2", "--no_progress"])
-    assert stopped.value.code == 143
-    main_CD.main(["--resume", str(tmp_path / "stopped"), "--epochs", "2", "--no_progress"])
-    straight, resumed = read_metrics(tmp_path / "straight"), read_metrics(tmp_path / "stopped")
+    straight, resumed = straight_and_resumed(main_CD.main, flags, tmp_path, monkeypatch)
     row = straight[-1]
     assert "bss_similarity" in straight[0] and "bss_similarity" not in row  # scored once
     assert [r["bss_share"] for r in straight] == pytest.approx([int(18 * pacing(e, 0.5, 3)) / 18 for e in (1, 2)])
-    for key, value in row.items():
-        if isinstance(value, float) and not key.endswith("seconds"):
-            assert resumed[-1][key] == pytest.approx(value, rel=1e-5, abs=1e-6, nan_ok=True), key
+    assert_same_numbers(row, resumed[-1])
     stats = main_CD.main(["--ckpt_path", str(tmp_path / "straight" / "last.pt"), "--no_progress"])
     assert stats["acc"] == pytest.approx(row["test_acc"]) and stats["loss"] == pytest.approx(row["test_loss"], rel=1e-5)
 

@@ -2,10 +2,7 @@
 of their step (separate backward passes, l_gm kept with its graph into the next step, their cal_cos on clones),
 on the audio-visual pair and the generated three-modality set; exact resume; bad flags."""
 import copy
-import json
 import math
-import os
-import signal
 
 import pytest
 import torch
@@ -14,6 +11,7 @@ import torch.nn.functional as F
 import main_CD
 from conftest import TINY_FLAGS
 from dataset.modalities import AUDIO_VISUAL
+from helpers.stopped_runs import assert_same_numbers, straight_and_resumed
 from helpers.tiny_models import THREE, build, method_args, tiny_batch, tiny_classifier
 from utils.methods.cggm import cggm_coefficients, direction_loss
 from utils.methods.step import Step
@@ -167,38 +165,17 @@ def test_aux_heads_learn_from_detached_features_only():
     assert all(p.grad.norm() > 0 for p in model.unimodal_heads.parameters())
 
 
-def read_metrics(run_dir):
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
-
 def test_cggm_resumes_exactly_between_and_inside_epochs(demo_root, tmp_path, monkeypatch):
     """acc_m(t - 1) and the previous step's l_gm carry over steps and epochs: 2 epochs straight equal 1 epoch, a
     resume stopped by SIGTERM after the second epoch's first step, and a resume for the rest."""
-    import utils.stop
     flags = ["--train", "--data_root", str(demo_root), "--method", "cggm", *TINY_FLAGS, "--learning_rate", "0.001",
              "--cggm_lambda", "0.5", "--lr_decay_step", "1"]
-    main_CD.main([*flags, "--run_dir", str(tmp_path / "straight"), "--epochs", "2"])
-    main_CD.main([*flags, "--run_dir", str(tmp_path / "stopped"), "--epochs", "1"])
-    real, sent = utils.stop.requested, []
-
-    def requested():
-        if not sent:
-            sent.append(os.kill(os.getpid(), signal.SIGTERM))
-        return real()
-    with monkeypatch.context() as patch:
-        patch.setattr(utils.stop, "requested", requested)
-        with pytest.raises(SystemExit) as stopped:
-            main_CD.main(["--resume", str(tmp_path / "stopped"), "--epochs", "2", "--no_progress"])
-    assert stopped.value.code == 143
-    main_CD.main(["--resume", str(tmp_path / "stopped"), "--epochs", "2", "--no_progress"])
-    straight, resumed = read_metrics(tmp_path / "straight"), read_metrics(tmp_path / "stopped")
+    straight, resumed = straight_and_resumed(main_CD.main, flags, tmp_path, monkeypatch)
     row = straight[-1]
     # StepLR decays the model's rate, not the aux heads' (their aux optimizer has no scheduler)
     assert row["lr_cggm_heads"] == pytest.approx(5e-4) and row["lr"] == pytest.approx(0.0001)
     assert math.isfinite(row["train_cggm_l_gm"]) and math.isfinite(row["train_cggm_coeff_v"])
-    for key, value in row.items():
-        if isinstance(value, float) and not key.endswith("seconds"):
-            assert resumed[-1][key] == pytest.approx(value, rel=1e-5, abs=1e-6, nan_ok=True), key
+    assert_same_numbers(row, resumed[-1])
 
 
 @pytest.mark.parametrize("flag,value", [("--cggm_rho", "-1"), ("--cggm_clamp", "0"), ("--cggm_cls_lr", "0"),

@@ -3,7 +3,6 @@ gradient reaches), the dimension selection against their get_indices and on a co
 stage-1 loss and prediction against a direct computation (two and three modalities), stage 2 (encoders, BatchNorm
 statistics and own heads unchanged by training, only the new head learns, the certainty-weighted prediction),
 refusals, and stage 1 then stage 2 from the command line with an exact resume of stage 1."""
-import json
 import math
 
 import pytest
@@ -14,6 +13,7 @@ import main_CD
 from conftest import TINY_FLAGS
 from dataset.errors import DataError
 from dataset.modalities import AUDIO_VISUAL
+from helpers.stopped_runs import assert_same_numbers, rows, stop_after_first_step
 from helpers.tiny_models import THREE, build, method_args, tiny_batch, tiny_classifier
 from utils.build import model_config
 from utils.methods import dimml
@@ -233,10 +233,6 @@ def test_stage2_refuses_runs_that_are_not_this_datasets_stage1(tmp_path):
         build(method_args("dimml", "--dimml_stage1_run", str(run)))
 
 
-def read_metrics(run_dir):
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
-
 @pytest.fixture(scope="module")
 def stage1_cli(demo_root, tmp_path_factory):
     run = tmp_path_factory.mktemp("dimml") / "stage1"
@@ -246,7 +242,7 @@ def stage1_cli(demo_root, tmp_path_factory):
 
 
 def test_stage1_then_stage2_from_the_command_line(stage1_cli, demo_root, tmp_path, capsys):
-    first, second = read_metrics(stage1_cli)
+    first, second = rows(stage1_cli)
     assert "dimml_dims_a_not_v" not in first and first["train_dimml_duc"] == 0  # DUC from 0-based epoch 1
     assert second["dimml_dims_a_not_v"] > 0 and second["dimml_dims_v_not_a"] > 0 and second["train_dimml_duc"] > 0
     dims = torch.load(stage1_cli / "last.pt", weights_only=True)["method"]["dims"]
@@ -259,7 +255,7 @@ def test_stage1_then_stage2_from_the_command_line(stage1_cli, demo_root, tmp_pat
     frozen = [k for k in before if k.startswith(("encoders.", "unimodal_heads."))]
     assert any("running_mean" in k for k in frozen) and all(torch.equal(after["model"][k], before[k]) for k in frozen)
     assert after["model_config"]["unimodal_heads"] and after["model_config"]["head"]["combine"]["name"] == "certainty"
-    row = read_metrics(run)[-1]
+    row = rows(run)[-1]
     assert math.isfinite(row["train_dimml_fused"])
     stats = main_CD.main(["--ckpt_path", str(run / "last.pt"), "--no_progress"])
     assert stats["acc"] == pytest.approx(row["test_acc"])
@@ -281,7 +277,6 @@ def test_stage1_then_stage2_from_the_command_line(stage1_cli, demo_root, tmp_pat
 def test_stage1_resumes_exactly_with_its_selected_dimensions(stage1_cli, demo_root, tmp_path, monkeypatch, capsys):
     """Stopped after the first step of epoch 2 (the dimensions chosen at its start), resumed: the run's dimensions
     come back from last.pt (selecting again is made to fail) and its numbers equal the straight run's."""
-    from test_main_cd_end_to_end import stop_after_first_step
     run = tmp_path / "stopped"
     main_CD.main(["--train", "--data_root", str(demo_root), "--run_dir", str(run), "--epochs", "1", "--method", "dimml",
                   "--dimml_duc_start", "1", *TINY_FLAGS, "--learning_rate", "0.001"])
@@ -293,11 +288,9 @@ def test_stage1_resumes_exactly_with_its_selected_dimensions(stage1_cli, demo_ro
     with monkeypatch.context() as patch:
         patch.setattr(dimml.DIMML, "select_dims", lambda *a: pytest.fail("the dimensions were selected again"))
         main_CD.main(["--resume", str(run), "--epochs", "2", "--no_progress"])
-    straight, resumed = read_metrics(stage1_cli)[-1], read_metrics(run)[-1]
+    straight, resumed = rows(stage1_cli)[-1], rows(run)[-1]
     assert resumed["dimml_dims_a_not_v"] == straight["dimml_dims_a_not_v"]
-    for key, value in straight.items():
-        if isinstance(value, float) and not key.endswith("seconds"):
-            assert resumed[key] == pytest.approx(value, rel=1e-5, abs=1e-6, nan_ok=True), key
+    assert_same_numbers(straight, resumed)
 
 
 @pytest.mark.parametrize("flag,value", [("--dimml_duc_temperature", "0"), ("--dimml_shared_weight", "-1"),

@@ -2,10 +2,7 @@
 swapped modalities), the EMA of the mixing weights, the learning loss through the slerp, and resume / checkpoint
 evaluation from the command line."""
 import copy
-import json
 import math
-import os
-import signal
 
 import pytest
 import torch
@@ -14,6 +11,7 @@ import torch.nn.functional as F
 import main_CD
 from conftest import TINY_FLAGS
 from dataset.errors import DataError
+from helpers.stopped_runs import assert_same_numbers, straight_and_resumed
 from helpers.tiny_models import THREE, build, method_args, tiny_batch, tiny_classifier
 from utils.methods.step import Step
 from utils.precision import Precision
@@ -139,35 +137,14 @@ def test_the_loss_is_the_mixup_at_the_rebalanced_weights_plus_the_heads(mmcosine
     assert not torch.allclose(swapped, want["encoders.audio.trunk.0.weight"], rtol=1e-3)
 
 
-def read_metrics(run_dir):
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
-
 def test_iprm_resumes_exactly_and_its_checkpoint_evaluates_to_the_logged_accuracy(demo_root, tmp_path, monkeypatch):
     """lamhat (method state) and lambda (the fusion's buffer) carry over: 2 epochs straight equal 1 epoch, a resume
     stopped by SIGTERM after the second epoch's first step, and a resume for the rest; best.pt evaluates alone to
     its epoch's logged test accuracy (the summed heads, the mix at the buffer)."""
-    import utils.stop
     flags = ["--train", "--data_root", str(demo_root), "--method", "iprm", *TINY_FLAGS, "--iprm_alpha", "0.5"]
-    main_CD.main([*flags, "--run_dir", str(tmp_path / "straight"), "--epochs", "2"])
-    main_CD.main([*flags, "--run_dir", str(tmp_path / "stopped"), "--epochs", "1"])
-    real, sent = utils.stop.requested, []
-
-    def requested():
-        if not sent:
-            sent.append(os.kill(os.getpid(), signal.SIGTERM))
-        return real()
-    with monkeypatch.context() as patch:
-        patch.setattr(utils.stop, "requested", requested)
-        with pytest.raises(SystemExit) as stopped:
-            main_CD.main(["--resume", str(tmp_path / "stopped"), "--epochs", "2", "--no_progress"])
-    assert stopped.value.code == 143
-    main_CD.main(["--resume", str(tmp_path / "stopped"), "--epochs", "2", "--no_progress"])
-    straight, resumed = read_metrics(tmp_path / "straight"), read_metrics(tmp_path / "stopped")
+    straight, resumed = straight_and_resumed(main_CD.main, flags, tmp_path, monkeypatch)
     assert math.isfinite(straight[-1]["train_iprm_weight_a"])
-    for key, value in straight[-1].items():
-        if isinstance(value, float) and not key.endswith("seconds"):
-            assert resumed[-1][key] == pytest.approx(value, rel=1e-5, abs=1e-6, nan_ok=True), key
+    assert_same_numbers(straight[-1], resumed[-1])
     mix = torch.load(tmp_path / "straight" / "last.pt", weights_only=True)["model"]["fusion.mix"]
     assert mix.sum().item() == pytest.approx(1.0) and abs(mix[0].item() - 0.5) > 1e-4
     best = max(straight, key=lambda r: r["test_acc"])

@@ -4,10 +4,7 @@ last modality's subset first, each subset shuffled by (seed, epoch) and flagged;
 (the other modalities' features zeroed, fused loss + gamma x the kept head's) with the masked encoder run in train
 mode (zero gradient, BatchNorm moving) or skipped; three modalities; one process only; exact resume; bad flags."""
 import copy
-import json
 import math
-import os
-import signal
 
 import numpy as np
 import pytest
@@ -18,6 +15,7 @@ import main_CD
 from conftest import TINY_FLAGS
 from dataset.errors import DataError
 from dataset.modalities import AUDIO_VISUAL
+from helpers.stopped_runs import assert_same_numbers, straight_and_resumed
 from helpers.tiny_models import THREE, build, method_args, tiny_batch, tiny_classifier
 from utils import distributed
 from utils.methods.remix import assign
@@ -165,36 +163,15 @@ def test_one_process_only(monkeypatch):
         build(method_args("remix"))
 
 
-def read_metrics(run_dir):
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
-
 def test_remix_resumes_exactly_between_and_inside_epochs(demo_root, tmp_path, monkeypatch):
     """The subsets are drawn from the checkpointed weights and (seed, epoch): 2 epochs straight (one warm-up, one
     remixed) equal 1 epoch, a resume stopped by SIGTERM after the second epoch's first step, and one for the rest."""
-    import utils.stop
     flags = ["--train", "--data_root", str(demo_root), "--method", "remix", *TINY_FLAGS, "--remix_warmup", "1"]
-    main_CD.main([*flags, "--run_dir", str(tmp_path / "straight"), "--epochs", "2"])
-    main_CD.main([*flags, "--run_dir", str(tmp_path / "stopped"), "--epochs", "1"])
-    real, sent = utils.stop.requested, []
-
-    def requested():
-        if not sent:
-            sent.append(os.kill(os.getpid(), signal.SIGTERM))
-        return real()
-    with monkeypatch.context() as patch:
-        patch.setattr(utils.stop, "requested", requested)
-        with pytest.raises(SystemExit) as stopped:
-            main_CD.main(["--resume", str(tmp_path / "stopped"), "--epochs", "2", "--no_progress"])
-    assert stopped.value.code == 143
-    main_CD.main(["--resume", str(tmp_path / "stopped"), "--epochs", "2", "--no_progress"])
-    straight, resumed = read_metrics(tmp_path / "straight"), read_metrics(tmp_path / "stopped")
+    straight, resumed = straight_and_resumed(main_CD.main, flags, tmp_path, monkeypatch)
     row = straight[-1]
     assert "remix_share_a" not in straight[0] and row["remix_share_a"] + row["remix_share_v"] == pytest.approx(1)
     assert row["train_remix_batches_a"] + row["train_remix_batches_v"] == pytest.approx(1)
-    for key, value in row.items():
-        if isinstance(value, float) and not key.endswith("seconds"):
-            assert resumed[-1][key] == pytest.approx(value, rel=1e-5, abs=1e-6, nan_ok=True), key
+    assert_same_numbers(row, resumed[-1])
     assert math.isfinite(row["train_loss"])
 
 

@@ -3,8 +3,11 @@ trains a reference run compares its metrics.jsonl, and the state-dict keys its c
 tests/data/av_reference_metrics.json, recorded from that code.
 
 Set MMCOSINE_RECORD_AV_REFERENCE=1 to record instead of compare (only ever from the code before a change
-that must not move the numbers). On a CPU other than the recording one, floating-point kernels may sum in
-another order, so there the numbers are compared to 1e-5 relative instead of bit for bit."""
+that must not move the numbers). On a CPU other than the recording one (its name and instruction-set flags:
+cpu_model), floating-point kernels may sum in another order, so there the numbers are compared to 1e-5 relative
+instead of bit for bit. The file was recorded from fb16f9b (the last commit before the redesign) on this
+project's machine, AMD EPYC with AVX-512, on 2026-12-06."""
+import hashlib
 import json
 import os
 import platform
@@ -18,13 +21,18 @@ RECORDING = os.environ.get("MMCOSINE_RECORD_AV_REFERENCE") == "1"
 
 
 def cpu_model() -> str:
+    """The CPU's name and a digest of its instruction-set flags: machines that share a name (a cloud's generic
+    "AMD EPYC") may still run other kernels (AVX-512 or not), which sum in another order."""
+    fields = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return platform.processor() or "unknown"
+    name = fields.get("model name") or platform.processor() or "unknown"
+    flags = " ".join(sorted(fields.get("flags", "").split()))
+    return f"{name} [{hashlib.sha1(flags.encode()).hexdigest()[:10]}]" if flags else name
 
 
 def comparable(rows):

@@ -47,11 +47,21 @@ def alone(demo_root, tmp_path_factory):
 
 def test_a_local_pool_gives_each_point_its_numbers(alone, demo_root, tmp_path):
     out = tmp_path / "pool"
-    code = sweep.main(["--out", str(out), *POINT, "--seeds", "0 1", "--jobs", "2", "--", "--data_root",
+    code = sweep.main(["--out", str(out), *POINT, "--seeds", "0 1 2 3", "--jobs", "4", "--", "--data_root",
                        str(demo_root), "--epochs", "2", *TINY_FLAGS])
     assert code == 0 and rows(out / "concat-joint-mmcosineTrue-s10-seed0") == alone
-    assert rows(out / "concat-joint-mmcosineTrue-s10-seed1") != alone  # the other seed really ran
-    assert (out / "logs" / "concat-joint-mmcosineTrue-s10-seed1.out").is_file()
+    for seed in (1, 2, 3):  # the other seeds really ran
+        assert rows(out / f"concat-joint-mmcosineTrue-s10-seed{seed}") != alone
+        assert (out / "logs" / f"concat-joint-mmcosineTrue-s10-seed{seed}.out").is_file()
+
+
+def test_a_point_of_several_processes_runs_under_torchrun(demo_root, tmp_path, capfd):
+    """--gpus_per_run 2: the point's run is started by torchrun with two processes (gloo on this CPU machine)."""
+    out = tmp_path / "ddp"
+    code = sweep.main(["--out", str(out), *POINT, "--gpus_per_run", "2", "--", "--data_root", str(demo_root),
+                       "--epochs", "1", *TINY_FLAGS, "--device", "cpu"])
+    assert code == 0 and "2 process(es)" in capfd.readouterr().out
+    assert rows(out / "concat-joint-mmcosineTrue-s10-seed0")[-1]["train_count"] == 18
 
 
 def test_submitit_local_array_and_a_preempted_point_resume_to_the_same_numbers(alone, demo_root, tmp_path):

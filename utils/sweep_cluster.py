@@ -29,7 +29,8 @@ def run_serial(out: Path, points: Sequence[Point], launch: Launch, retry: bool) 
 
 def run_pool(out: Path, points: Sequence[Point], launch: Launch, retry: bool, jobs: int) -> Dict[str, str]:
     """`jobs` points at once; slot i runs on GPU i mod (number of GPUs), so with more jobs than GPUs several
-    runs share each GPU. Each point's output goes to <out>/logs/<point>.out."""
+    runs share each GPU; a point of several GPUs (torchrun) takes the slot's GPUs i*g .. i*g + g - 1 (mod the
+    count). Each point's output goes to <out>/logs/<point>.out."""
     gpus = visible_gpus()
     free_slots = list(range(jobs))
     lock = threading.Lock()
@@ -39,7 +40,8 @@ def run_pool(out: Path, points: Sequence[Point], launch: Launch, retry: bool, jo
         with lock:
             slot = free_slots.pop(0)
         try:
-            gpu = gpus[slot % len(gpus)] if gpus else None
+            per_run = launch.gpus_per_run
+            gpu = ",".join(gpus[(slot * per_run + k) % len(gpus)] for k in range(per_run)) if gpus else None
             return PointRun(out, point, launch, retry, gpu)()
         finally:
             with lock:

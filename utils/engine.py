@@ -34,11 +34,12 @@ def to_device(batch, modalities: Sequence, device, channels_last: bool = False):
 
 
 class StoppedAtStep(Exception):
-    """A stop was asked for (utils/stop.py) and the epoch's first `steps` steps are done; `meter` holds their sums."""
+    """A stop was asked for (utils/stop.py) and the epoch's first `steps` steps are done (their sums are in the
+    meter the caller passed)."""
 
-    def __init__(self, steps: int, steps_in_epoch: int, meter: EpochMeter):
+    def __init__(self, steps: int, steps_in_epoch: int):
         super().__init__(f"stopped after step {steps} of {steps_in_epoch}")
-        self.steps, self.steps_in_epoch, self.meter = steps, steps_in_epoch, meter
+        self.steps, self.steps_in_epoch = steps, steps_in_epoch
 
 
 def train_one_epoch(model, loader, optimizer, precision, device, epoch: int, method, raw_model, modalities,
@@ -46,7 +47,7 @@ def train_one_epoch(model, loader, optimizer, precision, device, epoch: int, met
                     meter: Optional[EpochMeter] = None) -> Dict[str, float]:
     """Each batch is one `method.train_step`; `raw_model` is the unwrapped model whose parameters the
     method may touch. A run resumed inside the epoch passes the steps done (`start_step`: the loader leaves
-    them out) and their `meter`. After each step a requested stop raises StoppedAtStep."""
+    them out) and their `meter`. After each step a requested stop raises StoppedAtStep, the sums so far in `meter`."""
     model.train()
     meter = meter if meter is not None else EpochMeter(tags(modalities))
     n = len(modalities)
@@ -61,7 +62,7 @@ def train_one_epoch(model, loader, optimizer, precision, device, epoch: int, met
         if step.loss_value is not None:
             bar.set_postfix(loss=f"{step.loss_value:.3f}")
         if stop.requested():
-            raise StoppedAtStep(index + 1, steps_in_epoch, meter)
+            raise StoppedAtStep(index + 1, steps_in_epoch)
     return meter.result()
 
 

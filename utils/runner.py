@@ -239,7 +239,7 @@ def train(args, source: DataSource, dist_device=None) -> dict:
     if resume_state is not None:
         check_compatible(config, resume_state["model_config"], Path(args.resume) / "last.pt")
         grown = resume_state["model_config"].get("head")
-        if grown is not None and grown != model.head_spec:  # a head the method grew during the run (AUG's learners), as last.pt has it
+        if grown is not None and grown != model.head_spec:  # a head the method grew during the run (AUG's learners)
             model.set_head(grown)
         load_model_state(model, resume_state["model"], Path(args.resume) / "last.pt")
     batches = source.train_batches(args, data.train, distributed.world_size(), distributed.rank()) \
@@ -299,8 +299,7 @@ def train(args, source: DataSource, dist_device=None) -> dict:
         return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "scaler": precision.scaler.state_dict(), "method": method.state_dict(), "epoch": epoch_done,
                 "best": best, "model_config": model_config(args, data.classes, model), "args": vars(args),
-                "dataset": source.name,
-                "script": source.script, **extra}
+                "dataset": source.name, "script": source.script, **extra}
 
     try:
         for epoch in range(start_epoch, args.epochs + 1):
@@ -326,8 +325,8 @@ def train(args, source: DataSource, dist_device=None) -> dict:
                                                   method, model, modalities, show, args.channels_last, start_step, meter)
                 except StoppedAtStep as stopped:
                     seconds = seconds_before + time.perf_counter() - started
-                    kept = step_checkpoint.capture(epoch, stopped.steps, stopped.steps_in_epoch, stopped.meter, method,
-                                                   device, method_record, lrs, seconds)
+                    kept = step_checkpoint.capture(epoch, stopped.steps, stopped.steps_in_epoch, meter, method, device,
+                                                   method_record, lrs, seconds)
                     if main:
                         save_epoch_file(run_dir, "last", checkpoint(epoch - 1, partial=kept), None, model,
                                         data.classes, modalities)
